@@ -1,0 +1,37 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+    name: "Folio",
+    products: [
+        .library(name: "Folio", targets: ["Folio"]),
+        .library(name: "FolioConvert", targets: ["FolioConvert"]),
+        .executable(name: "folio", targets: ["folio"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        .systemLibrary(
+            name: "CXXHash",
+            path: "Sources/CXXHash",
+            providers: [.apt(["libxxhash-dev"])]
+        ),
+        .target(
+            name: "Folio",
+            dependencies: ["CXXHash"]
+        ),
+        .target(name: "FolioConvert", dependencies: ["Folio"]),
+        .executableTarget(
+            name: "folio",
+            dependencies: [
+                "Folio", "FolioConvert",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            path: "Tools/folio"
+        ),
+        .testTarget(name: "FolioTests", dependencies: ["Folio"]),
+        .testTarget(name: "FolioConvertTests", dependencies: ["Folio", "FolioConvert"]),
+        .testTarget(name: "FolioCLITests", dependencies: ["Folio", "FolioConvert"]),
+    ]
+)

@@ -1,0 +1,109 @@
+/// A file written in a stream and published atomically: bytes go to a temporary file beside
+/// the destination, which `commit` fsyncs and renames over it. Until then the destination
+/// is untouched; on error, on `abort`, on deinit without commit, and on SIGINT/SIGTERM the
+/// temporary file is removed.
+public final class AtomicOutput {
+    public let destination: String
+    let tempPath: String
+    private var fd: Int32
+    private var slot: Int?
+    private var buffer: UnsafeMutableRawPointer
+    private let capacity = 4 << 20
+    private var used = 0
+    /// Bytes written so far (including buffered ones).
+    public private(set) var position = 0
+    private var done = false
+
+    public init(destination: String) throws {
+        self.destination = destination
+        let dir = Sys.dirname(destination)
+        guard Sys.isDirectory(dir) else {
+            throw FolioError.system(Sys.error("open", dir, .notFound))
+        }
+        if Sys.isDirectory(destination) {
+            throw FolioError.system(Sys.error("open", destination, .isDirectory))
+        }
+        tempPath = dir + "/." + Sys.basename(destination) + ".tmp-\(Sys.processID())-" + Sys.randomSuffix()
+        slot = InterruptCleanup.register(tempPath)
+        do { fd = try Sys.createExclusive(tempPath) } catch {
+            InterruptCleanup.unregister(slot)
+            throw FolioError.system(error)
+        }
+        buffer = .allocate(byteCount: capacity, alignment: 64)
+    }
+
+    deinit {
+        if !done { abort() }
+        buffer.deallocate()
+    }
+
+    public func write(_ bytes: UnsafeRawBufferPointer) throws {
+        var src = bytes
+        while !src.isEmpty {
+            let n = min(src.count, capacity - used)
+            (buffer + used).copyMemory(from: src.baseAddress!, byteCount: n)
+            used += n
+            position += n
+            src = UnsafeRawBufferPointer(rebasing: src[n...])
+            if used == capacity { try flush() }
+        }
+    }
+
+    public func write(_ bytes: [UInt8]) throws {
+        try bytes.withUnsafeBytes { b throws in try write(b) }
+    }
+
+    public func writeZeros(_ count: Int) throws {
+        var left = count
+        while left > 0 {
+            let n = min(left, capacity - used)
+            (buffer + used).initializeMemory(as: UInt8.self, repeating: 0, count: n)
+            used += n
+            position += n
+            left -= n
+            if used == capacity { try flush() }
+        }
+    }
+
+    private func flush() throws {
+        guard used > 0 else { return }
+        do { try Sys.writeFully(fd, buffer, count: used, path: tempPath) } catch {
+            abort()
+            if error.isNoSpace {
+                throw FolioError.system(SystemError(call: "write", path: destination, errno: error.errno))
+            }
+            throw FolioError.system(error)
+        }
+        used = 0
+    }
+
+    /// Flushes, fsyncs, renames over the destination and fsyncs the directory.
+    public func commit() throws {
+        guard !done else { return }
+        try flush()
+        do {
+            try Sys.fsync(fd, path: tempPath)
+            Sys.close(fd)
+            fd = -1
+            try Sys.rename(tempPath, destination)
+        } catch {
+            abort()
+            throw FolioError.system(error)
+        }
+        done = true
+        InterruptCleanup.unregister(slot)
+        if let dfd = try? Sys.openDirectory(Sys.dirname(destination)) {
+            try? Sys.fsync(dfd, path: Sys.dirname(destination))
+            Sys.close(dfd)
+        }
+    }
+
+    /// Removes the temporary file; the destination stays as it was.
+    public func abort() {
+        guard !done else { return }
+        done = true
+        if fd >= 0 { Sys.close(fd); fd = -1 }
+        Sys.unlink(tempPath)
+        InterruptCleanup.unregister(slot)
+    }
+}

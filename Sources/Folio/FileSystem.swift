@@ -1,0 +1,64 @@
+/// The few file-system queries the tools above the storage layer need, so that they never
+/// call libc themselves.
+public enum FileSystem {
+    public static func isDirectory(_ path: String) -> Bool { Sys.isDirectory(path) }
+
+    public static func exists(_ path: String) -> Bool { Sys.exists(path) }
+
+    /// Sorted entry names of a directory.
+    public static func list(_ path: String) throws -> [String] {
+        do { return try Sys.listDirectory(path) } catch { throw FolioError.system(error) }
+    }
+
+    /// Reads a whole regular file of at most `limit` bytes.
+    public static func read(_ path: String, limit: Int = 256 << 20) throws -> [UInt8] {
+        let fd: Int32
+        do { fd = try Sys.openRead(path) } catch { throw FolioError.system(error) }
+        defer { Sys.close(fd) }
+        let size: UInt64
+        do { size = try Sys.regularFileSize(fd, path: path) } catch { throw FolioError.system(error) }
+        guard size <= UInt64(limit) else {
+            throw FolioError.malformed(file: path, reason: "file is \(size) bytes, more than the \(limit)-byte limit for this kind of file")
+        }
+        var bytes = [UInt8](repeating: 0, count: Int(size))
+        if size > 0 {
+            do {
+                try bytes.withUnsafeMutableBytes { b in try Sys.preadFully(fd, b.baseAddress!, count: b.count, offset: 0, path: path) }
+            } catch let e as SystemError { throw FolioError.system(e) }
+        }
+        return bytes
+    }
+
+    /// Size of a regular file.
+    public static func size(_ path: String) throws -> Int {
+        let fd: Int32
+        do { fd = try Sys.openRead(path) } catch { throw FolioError.system(error) }
+        defer { Sys.close(fd) }
+        do { return Int(try Sys.regularFileSize(fd, path: path)) } catch { throw FolioError.system(error) }
+    }
+
+    /// Writes a small file atomically.
+    public static func writeAtomically(_ path: String, _ bytes: [UInt8]) throws {
+        let out = try AtomicOutput(destination: path)
+        try out.write(bytes)
+        try out.commit()
+    }
+
+    /// Page faults and peak resident memory of this process so far.
+    public static func resourceUsage() -> (majorFaults: Int, minorFaults: Int, peakRSSBytes: Int) { Sys.usage() }
+
+    /// Seconds from an arbitrary fixed point, for timing.
+    public static func monotonicSeconds() -> Double { Sys.monotonicSeconds() }
+
+    /// Whether standard error is a terminal (progress bars appear only then).
+    public static var stderrIsTerminal: Bool { Sys.isTerminal(2) }
+
+    /// Writes text to standard error, unbuffered.
+    public static func writeStderr(_ text: String) {
+        var t = text
+        t.withUTF8 { b in try? Sys.writeFully(2, b.baseAddress!, count: b.count, path: "<stderr>") }
+    }
+
+    /// Terminates the process immediately with `code`.
+    public static func exitProcess(_ code: Int32) -> Never { Sys.exit(code) }
+}

@@ -1,0 +1,61 @@
+/// A data chunk whose checksum does not match, and what lies in it.
+public struct ChunkDamage: Sendable, CustomStringConvertible {
+    public let chunk: Int
+    /// Byte range within the file.
+    public let byteRange: Range<Int>
+    /// Tensors (with the damaged pages or rows) and embedded files overlapping the chunk.
+    public let culprits: [String]
+
+    public var description: String {
+        let what = culprits.isEmpty ? "padding between tensors" : culprits.joined(separator: "; ")
+        return "chunk \(chunk) (bytes \(byteRange.lowerBound)..<\(byteRange.upperBound)) is damaged: \(what)"
+    }
+}
+
+extension FolioFile {
+    /// Recomputes every data chunk's checksum. Returns the damaged chunks (empty when the
+    /// file is intact). Pages are released as it goes so that memory use stays flat.
+    public func verify(progress: ((Int, Int) -> Void)? = nil) -> [ChunkDamage] {
+        let h = header
+        var damaged: [ChunkDamage] = []
+        map.withBytes { all in
+            for c in 0..<h.chunkCount {
+                let start = c * h.chunkSize
+                let end = min(h.dataSize, start + h.chunkSize)
+                let bytes = UnsafeRawBufferPointer(rebasing: all[(h.dataOffset + start)..<(h.dataOffset + end)])
+                let stored = all.loadUnaligned(fromByteOffset: h.trailerOffset + c * 8, as: UInt64.self).littleEndian
+                if Checksum.xxh3(bytes) != stored {
+                    damaged.append(ChunkDamage(chunk: c, byteRange: (h.dataOffset + start)..<(h.dataOffset + end),
+                                               culprits: culprits(start..<end)))
+                }
+                if c % 64 == 63 { releaseBytes(offset: (c - 63) * h.chunkSize, length: 64 * h.chunkSize) }
+                progress?(c + 1, h.chunkCount)
+            }
+        }
+        return damaged
+    }
+
+    /// Names what lies in a data-relative byte range.
+    func culprits(_ range: Range<Int>) -> [String] {
+        var out: [String] = []
+        for t in header.tensors where t.nbytes > 0 {
+            let lo = max(range.lowerBound, t.offset), hi = min(range.upperBound, t.offset + t.nbytes)
+            guard lo < hi else { continue }
+            if let p = t.paged {
+                let firstPage = (lo - t.offset) / p.blockSize
+                let lastPage = (hi - 1 - t.offset) / p.blockSize
+                let firstRow = firstPage * p.rowsPerPage
+                let lastRow = min(t.rowCount - 1, (lastPage + 1) * p.rowsPerPage - 1)
+                out.append("tensor '\(t.name)' pages \(firstPage)...\(lastPage) (rows \(firstRow)...\(lastRow))")
+            } else {
+                out.append("tensor '\(t.name)' bytes \(lo - t.offset)..<\(hi - t.offset)")
+            }
+        }
+        for f in header.files where f.nbytes > 0 {
+            if max(range.lowerBound, f.offset) < min(range.upperBound, f.offset + f.nbytes) {
+                out.append("embedded file '\(f.name)'")
+            }
+        }
+        return out
+    }
+}

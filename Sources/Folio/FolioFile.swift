@@ -1,0 +1,162 @@
+/// An open Folio file: memory-mapped, header fully validated before anything is exposed,
+/// immutable afterwards. Tensor bytes are served zero-copy from the mapping.
+public final class FolioFile: Sendable {
+    public let path: String
+    public let header: FolioHeader
+    let map: MappedFile
+    private let index: [String: Int]
+
+    /// Opens and validates `path`. Costs the header and the chunk table, not the data.
+    public init(path: String) throws {
+        self.path = path
+        map = try MappedFile(path: path)
+        header = try map.withBytes { b throws in try FolioHeader.parse(b, file: path) }
+        var idx: [String: Int] = [:]
+        for (i, t) in header.tensors.enumerated() { idx[t.name] = i }
+        index = idx
+    }
+
+    public var tensors: [TensorInfo] { header.tensors }
+    public var fileSize: Int { map.size }
+
+    public func tensor(named name: String) -> TensorInfo? {
+        index[name].map { header.tensors[$0] }
+    }
+
+    public func requireTensor(_ name: String) throws -> TensorInfo {
+        guard let t = tensor(named: name) else { throw FolioError.notFound(file: path, name: name) }
+        return t
+    }
+
+    /// Absolute offset of a tensor in the file.
+    public func absoluteOffset(of t: TensorInfo) -> Int { header.dataOffset + t.offset }
+
+    /// Calls `body` with a tensor's stored bytes (dense values, or the paged records with
+    /// their padding).
+    public func withBytes<R, E: Error>(of t: TensorInfo, _ body: (UnsafeRawBufferPointer) throws(E) -> R) throws(E) -> R {
+        try map.withBytes { (all: UnsafeRawBufferPointer) throws(E) -> R in
+            let start = header.dataOffset + t.offset
+            return try body(UnsafeRawBufferPointer(rebasing: all[start..<(start + t.nbytes)]))
+        }
+    }
+
+    /// A typed zero-copy view of a dense tensor's values. Throws when the tensor is paged or
+    /// its dtype's size differs from `T`'s.
+    public func withValues<T, R, E: Error>(of t: TensorInfo, as: T.Type, _ body: (UnsafeBufferPointer<T>) throws(E) -> R) throws -> R {
+        guard t.paged == nil, let d = t.encoding.plainDType, d.size == MemoryLayout<T>.stride else {
+            throw FolioError.invalidUse(file: path, reason: "tensor '\(t.name)' (\(t.encoding.name)\(t.paged != nil ? ", paged" : "")) cannot be viewed as \(T.self)")
+        }
+        return try withBytes(of: t) { (raw: UnsafeRawBufferPointer) throws(E) -> R in
+            try body(raw.assumingMemoryBound(to: T.self))
+        }
+    }
+
+    /// Calls `body` with the bytes of an embedded file (config.json, tokenizer.json, ...).
+    public func withFile<R>(named name: String, _ body: (UnsafeRawBufferPointer) throws -> R) throws -> R? {
+        guard let f = header.files.first(where: { $0.name == name }) else { return nil }
+        return try map.withBytes { all in
+            let start = header.dataOffset + f.offset
+            return try body(UnsafeRawBufferPointer(rebasing: all[start..<(start + f.nbytes)]))
+        }
+    }
+
+    public func fileBytes(named name: String) -> [UInt8]? {
+        (try? withFile(named: name) { Array($0) }) ?? nil
+    }
+
+    // MARK: Rows
+
+    /// Reads row `row` of `t` (the tensor seen as rows of its last dimension), dequantized
+    /// into `out`, which must hold `t.rowWidth` floats.
+    public func readRow(_ t: TensorInfo, _ row: Int, into out: UnsafeMutableBufferPointer<Float>) throws {
+        try checkRow(t, row)
+        guard out.count >= t.rowWidth else {
+            throw FolioError.invalidUse(file: path, reason: "output buffer holds \(out.count) floats, row of '\(t.name)' has \(t.rowWidth)")
+        }
+        map.withBytes { all in
+            decodeRow(t, row, all: all, into: out.baseAddress!)
+        }
+    }
+
+    /// Gathers `rows` of `t` into `out` (row-major, `rows.count * t.rowWidth` floats).
+    /// Every index is checked before any byte is read.
+    public func gatherRows(_ t: TensorInfo, rows: some Collection<Int>, into out: UnsafeMutableBufferPointer<Float>) throws {
+        for r in rows { try checkRow(t, r) }
+        let width = t.rowWidth
+        guard out.count >= rows.count * width else {
+            throw FolioError.invalidUse(file: path, reason: "output buffer holds \(out.count) floats, \(rows.count) rows of '\(t.name)' need \(rows.count * width)")
+        }
+        map.withBytes { all in
+            var k = 0
+            for r in rows {
+                decodeRow(t, r, all: all, into: out.baseAddress! + k * width)
+                k += 1
+            }
+        }
+    }
+
+    /// Reads rows `start..<start+count` in order (used for streaming over a whole tensor).
+    public func readRows(_ t: TensorInfo, start: Int, count: Int, into out: UnsafeMutablePointer<Float>) throws {
+        guard count >= 0, start >= 0, start <= t.rowCount, count <= t.rowCount - start else {
+            throw FolioError.rowOutOfRange(file: path, tensor: t.name, row: start + max(count, 0), rows: t.rowCount)
+        }
+        let width = t.rowWidth
+        map.withBytes { all in
+            if t.paged == nil, let d = t.encoding.plainDType, width > 0 {
+                let begin = header.dataOffset + t.offset + start * width * d.size
+                d.toFloat(all.baseAddress! + begin, count: count * width, into: out)
+                return
+            }
+            for i in 0..<count { decodeRow(t, start + i, all: all, into: out + i * width) }
+        }
+    }
+
+    /// Byte range of row `row` within the file (for paged tables exactly one record).
+    public func rowByteRange(_ t: TensorInfo, _ row: Int) -> Range<Int> {
+        let base = header.dataOffset + t.offset
+        if let p = t.paged {
+            let s = base + p.rowOffset(row)
+            return s..<(s + p.recordSize)
+        }
+        let size = t.rowWidth * (t.encoding.plainDType?.size ?? 1)
+        return (base + row * size)..<(base + (row + 1) * size)
+    }
+
+    @inline(__always)
+    private func checkRow(_ t: TensorInfo, _ row: Int) throws {
+        guard row >= 0, row < t.rowCount else {
+            throw FolioError.rowOutOfRange(file: path, tensor: t.name, row: row, rows: t.rowCount)
+        }
+    }
+
+    @inline(__always)
+    private func decodeRow(_ t: TensorInfo, _ row: Int, all: UnsafeRawBufferPointer, into out: UnsafeMutablePointer<Float>) {
+        let range = rowByteRange(t, row)
+        RowCodec.decode(t.encoding, record: all.baseAddress! + range.lowerBound, width: t.rowWidth, into: out)
+    }
+
+    // MARK: Access hints
+
+    /// Advises the kernel how a tensor will be read (`.random` for embedding lookups).
+    public func advise(_ t: TensorInfo, _ advice: AccessAdvice) {
+        map.advise(advice, offset: header.dataOffset + t.offset, length: t.nbytes)
+    }
+
+    /// Asks the kernel to start reading the pages of rows that are about to be looked up.
+    public func willNeed(_ t: TensorInfo, rows: some Sequence<Int>) {
+        for r in rows where r >= 0 && r < t.rowCount {
+            let range = rowByteRange(t, r)
+            map.advise(.willNeed, offset: range.lowerBound, length: range.count)
+        }
+    }
+
+    /// Lets the kernel drop this process's pages of a tensor (after streaming over it).
+    public func release(_ t: TensorInfo) {
+        map.advise(.dontNeed, offset: header.dataOffset + t.offset, length: t.nbytes)
+    }
+
+    /// Lets the kernel drop pages of a byte range of the data region.
+    public func releaseBytes(offset: Int, length: Int) {
+        map.advise(.dontNeed, offset: header.dataOffset + offset, length: length)
+    }
+}

@@ -1,0 +1,271 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// An operating-system error: the call that failed, the path it concerned and errno.
+public struct SystemError: Error, CustomStringConvertible, Sendable {
+    public let call: String
+    public let path: String
+    public let errno: Int32
+
+    public var description: String {
+        let reason = String(cString: strerror(errno))
+        return "\(path): \(call) failed: \(reason) (errno \(errno))"
+    }
+
+    /// True when the failure means the device is out of space.
+    public var isNoSpace: Bool { errno == ENOSPC || errno == EDQUOT }
+}
+
+/// Thin wrappers over the libc calls Folio uses. Nothing else in the package calls libc
+/// for files, so every failure carries errno and the path.
+enum Sys {
+    static func openRead(_ path: String) throws(SystemError) -> Int32 {
+        let fd = retryEINTR { Glibc.open(path, O_RDONLY | O_CLOEXEC) }
+        if fd < 0 { throw SystemError(call: "open", path: path, errno: errno) }
+        return fd
+    }
+
+    /// Creates a new file exclusively (fails if it exists), mode 0644.
+    static func createExclusive(_ path: String) throws(SystemError) -> Int32 {
+        let fd = retryEINTR { Glibc.open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644) }
+        if fd < 0 { throw SystemError(call: "open", path: path, errno: errno) }
+        return fd
+    }
+
+    static func openDirectory(_ path: String) throws(SystemError) -> Int32 {
+        let fd = retryEINTR { Glibc.open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC) }
+        if fd < 0 { throw SystemError(call: "open", path: path, errno: errno) }
+        return fd
+    }
+
+    static func close(_ fd: Int32) {
+        _ = Glibc.close(fd)
+    }
+
+    /// Size of an open file; also rejects anything that is not a regular file.
+    static func regularFileSize(_ fd: Int32, path: String) throws(SystemError) -> UInt64 {
+        var st = stat()
+        if fstat(fd, &st) != 0 { throw SystemError(call: "fstat", path: path, errno: errno) }
+        if (st.st_mode & S_IFMT) == S_IFDIR { throw SystemError(call: "open", path: path, errno: EISDIR) }
+        if (st.st_mode & S_IFMT) != S_IFREG { throw SystemError(call: "open", path: path, errno: EINVAL) }
+        return UInt64(st.st_size)
+    }
+
+    static func isDirectory(_ path: String) -> Bool {
+        var st = stat()
+        guard stat(path, &st) == 0 else { return false }
+        return (st.st_mode & S_IFMT) == S_IFDIR
+    }
+
+    static func exists(_ path: String) -> Bool {
+        var st = stat()
+        return stat(path, &st) == 0
+    }
+
+    static func mapReadOnly(_ fd: Int32, length: Int, path: String) throws(SystemError) -> UnsafeMutableRawPointer {
+        let p = mmap(nil, length, PROT_READ, MAP_SHARED, fd, 0)
+        guard let p, p != MAP_FAILED else { throw SystemError(call: "mmap", path: path, errno: errno) }
+        return p
+    }
+
+    static func unmap(_ p: UnsafeMutableRawPointer, length: Int) {
+        _ = munmap(p, length)
+    }
+
+    enum Advice {
+        case normal, random, sequential, willNeed, dontNeed
+        var raw: Int32 {
+            switch self {
+            case .normal: return MADV_NORMAL
+            case .random: return MADV_RANDOM
+            case .sequential: return MADV_SEQUENTIAL
+            case .willNeed: return MADV_WILLNEED
+            case .dontNeed: return MADV_DONTNEED
+            }
+        }
+    }
+
+    /// Advice is a hint: failures are ignored on purpose.
+    static func advise(_ p: UnsafeMutableRawPointer, length: Int, _ advice: Advice) {
+        _ = madvise(p, length, advice.raw)
+    }
+
+    /// Reads exactly `count` bytes at `offset`, or throws (short file is EIO-like: reported as such).
+    static func preadFully(_ fd: Int32, _ buffer: UnsafeMutableRawPointer, count: Int, offset: UInt64, path: String) throws(SystemError) {
+        var done = 0
+        while done < count {
+            let n = pread(fd, buffer + done, count - done, off_t(offset) + off_t(done))
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw SystemError(call: "pread", path: path, errno: errno)
+            }
+            if n == 0 { throw SystemError(call: "pread", path: path, errno: EIO) }
+            done += n
+        }
+    }
+
+    static func writeFully(_ fd: Int32, _ buffer: UnsafeRawPointer, count: Int, path: String) throws(SystemError) {
+        var done = 0
+        while done < count {
+            let n = Glibc.write(fd, buffer + done, count - done)
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw SystemError(call: "write", path: path, errno: errno)
+            }
+            done += n
+        }
+    }
+
+    static func fsync(_ fd: Int32, path: String) throws(SystemError) {
+        if retryEINTR({ Glibc.fsync(fd) }) != 0 { throw SystemError(call: "fsync", path: path, errno: errno) }
+    }
+
+    static func rename(_ from: String, _ to: String) throws(SystemError) {
+        if Glibc.rename(from, to) != 0 { throw SystemError(call: "rename", path: to, errno: errno) }
+    }
+
+    static func unlink(_ path: String) {
+        _ = Glibc.unlink(path)
+    }
+
+    static func processID() -> Int32 { getpid() }
+
+    /// Resource usage of this process: (major faults, minor faults, peak RSS bytes).
+    static func usage() -> (majorFaults: Int, minorFaults: Int, peakRSSBytes: Int) {
+        var ru = rusage()
+        _ = getrusage(__rusage_who_t(RUSAGE_SELF.rawValue), &ru)
+        return (Int(ru.ru_majflt), Int(ru.ru_minflt), Int(ru.ru_maxrss) * 1024)
+    }
+
+    static func monotonicSeconds() -> Double {
+        var ts = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &ts)
+        return Double(ts.tv_sec) + Double(ts.tv_nsec) * 1e-9
+    }
+
+    private static func retryEINTR(_ body: () -> Int32) -> Int32 {
+        while true {
+            let r = body()
+            if r < 0 && errno == EINTR { continue }
+            return r
+        }
+    }
+}
+
+/// Temporary files to delete if the process is interrupted (SIGINT, SIGTERM, SIGHUP).
+/// The signal handler only calls unlink(2), which is async-signal-safe, on paths stored as
+/// C strings in fixed slots.
+enum InterruptCleanup {
+    static let slotCount = 64
+    nonisolated(unsafe) static let slots: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?> = {
+        let p = UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>.allocate(capacity: slotCount)
+        p.initialize(repeating: nil, count: slotCount)
+        return p
+    }()
+    nonisolated(unsafe) static var installed = false
+    static let lock = NSLockLike()
+
+    static func register(_ path: String) -> Int? {
+        lock.withLock {
+            if !installed {
+                installed = true
+                for sig in [SIGINT, SIGTERM, SIGHUP] {
+                    signal(sig) { s in
+                        for i in 0..<InterruptCleanup.slotCount {
+                            if let p = InterruptCleanup.slots[i] { _ = Glibc.unlink(p) }
+                        }
+                        signal(s, SIG_DFL)
+                        raise(s)
+                    }
+                }
+            }
+            for i in 0..<slotCount where slots[i] == nil {
+                slots[i] = strdup(path)
+                return i
+            }
+            return nil
+        }
+    }
+
+    static func unregister(_ slot: Int?) {
+        guard let slot else { return }
+        lock.withLock {
+            let p = slots[slot]
+            slots[slot] = nil
+            free(p)
+        }
+    }
+}
+
+/// A pthread mutex (Foundation-free).
+final class NSLockLike: @unchecked Sendable {
+    private let m: UnsafeMutablePointer<pthread_mutex_t>
+    init() {
+        m = .allocate(capacity: 1)
+        pthread_mutex_init(m, nil)
+    }
+    deinit {
+        pthread_mutex_destroy(m)
+        m.deallocate()
+    }
+    func withLock<R>(_ body: () throws -> R) rethrows -> R {
+        pthread_mutex_lock(m)
+        defer { pthread_mutex_unlock(m) }
+        return try body()
+    }
+}
+
+extension Sys {
+    static func randomSuffix() -> String {
+        let v = UInt64.random(in: 0...UInt64(UInt32.max))
+        return String(v, radix: 36)
+    }
+
+    static func dirname(_ path: String) -> String {
+        guard let slash = path.lastIndex(of: "/") else { return "." }
+        let d = String(path[..<slash])
+        return d.isEmpty ? "/" : d
+    }
+
+    static func basename(_ path: String) -> String {
+        guard let slash = path.lastIndex(of: "/") else { return path }
+        return String(path[path.index(after: slash)...])
+    }
+}
+
+extension Sys {
+    enum Code { case notFound, isDirectory, io }
+    static func error(_ call: String, _ path: String, _ code: Code) -> SystemError {
+        switch code {
+        case .notFound: return SystemError(call: call, path: path, errno: ENOENT)
+        case .isDirectory: return SystemError(call: call, path: path, errno: EISDIR)
+        case .io: return SystemError(call: call, path: path, errno: EIO)
+        }
+    }
+}
+
+extension Sys {
+    /// Names in a directory, without "." and "..".
+    static func listDirectory(_ path: String) throws(SystemError) -> [String] {
+        guard let dir = opendir(path) else { throw SystemError(call: "opendir", path: path, errno: errno) }
+        defer { closedir(dir) }
+        var names: [String] = []
+        while let entry = readdir(dir) {
+            let name = withUnsafePointer(to: entry.pointee.d_name) { p in
+                p.withMemoryRebound(to: CChar.self, capacity: 256) { String(cString: $0) }
+            }
+            if name != "." && name != ".." { names.append(name) }
+        }
+        return names.sorted()
+    }
+}
+
+extension Sys {
+    static func isTerminal(_ fd: Int32) -> Bool { isatty(fd) != 0 }
+    static func exit(_ code: Int32) -> Never { Glibc.exit(code) }
+}

@@ -1,0 +1,125 @@
+/// Affine quantization of one group: `x ≈ scale * q + min`, q in [0, levels] (15 for
+/// 4-bit, 255 for 8-bit).
+///
+/// Plain min/max wastes levels on outliers. This fits the range to minimize squared error:
+/// from several starting ranges (min/max, and shrunk by a few percent at either end) it
+/// alternates between assigning codes and solving the 2x2 least-squares problem for
+/// (scale, min), and keeps the best result as measured after rounding both to float16,
+/// which is how they are stored.
+enum AffineKernel {
+    static let shrinks: [(Float, Float)] = [(0, 0), (0.03, 0.03), (0.06, 0.06), (0.06, 0), (0, 0.06), (0.1, 0.1)]
+
+    static func quantize(_ x: UnsafeBufferPointer<Float>, codes: UnsafeMutableBufferPointer<UInt8>, levels: Int) throws -> (scale: Float, min: Float) {
+        let top = Float(levels)
+        var lo = Float.infinity, hi = -Float.infinity
+        for v in x { lo = Swift.min(lo, v); hi = Swift.max(hi, v) }
+        let maxAbs = Swift.max(abs(lo), abs(hi))
+        guard Float(Float16(maxAbs)).isFinite, Float(Float16((hi - lo) / top)).isFinite else {
+            throw RowCodecIssue.scaleOverflow(maxAbs: maxAbs)
+        }
+        if hi == lo {
+            for i in 0..<x.count { codes[i] = 0 }
+            return (0, Float(Float16(lo)))
+        }
+        let range = hi - lo
+        var best: (Float, Float) = (0, 0)
+        var bestErr = Double.infinity
+        for (a, b) in shrinks {
+            var m = lo + a * range
+            var s = ((hi - b * range) - m) / top
+            for _ in 0..<3 {
+                let (s16, m16) = (half(s), half(m))
+                guard s16 > 0, s16.isFinite, m16.isFinite else { break }
+                let e = error(x, scale: s16, min: m16, top: top)
+                if e < bestErr { bestErr = e; best = (s16, m16) }
+                // Refit (scale, min) by least squares on the codes this pair produces.
+                var n: Double = 0, sq: Double = 0, sqq: Double = 0, sx: Double = 0, sxq: Double = 0
+                let inv = 1 / s16
+                for v in x {
+                    let q = Double(code(v, inv: inv, min: m16, top: top))
+                    let xv = Double(v)
+                    n += 1; sq += q; sqq += q * q; sx += xv; sxq += xv * q
+                }
+                let det = n * sqq - sq * sq
+                guard det > 0 else { break }
+                let ns = (n * sxq - sq * sx) / det
+                let nm = (sx - ns * sq) / n
+                guard ns > 0, ns.isFinite, nm.isFinite else { break }
+                s = Float(ns); m = Float(nm)
+            }
+        }
+        if bestErr == .infinity {
+            // Degenerate range (for example smaller than float16 can resolve): plain min/max.
+            best = (Swift.max(half(range / top), Float(Float16.leastNonzeroMagnitude)), half(lo))
+        }
+        let inv = 1 / best.0
+        for i in 0..<x.count { codes[i] = code(x[i], inv: inv, min: best.1, top: top) }
+        return best
+    }
+
+    @inline(__always)
+    static func half(_ v: Float) -> Float { Float(Float16(v)) }
+
+    @inline(__always)
+    static func code(_ v: Float, inv: Float, min m: Float, top: Float) -> UInt8 {
+        UInt8(Swift.min(top, Swift.max(0, ((v - m) * inv).rounded(.toNearestOrEven))))
+    }
+
+    private static func error(_ x: UnsafeBufferPointer<Float>, scale s: Float, min m: Float, top: Float) -> Double {
+        let inv = 1 / s
+        var e: Double = 0
+        for v in x {
+            let q = Float(code(v, inv: inv, min: m, top: top))
+            let d = Double(v - (s * q + m))
+            e += d * d
+        }
+        return e
+    }
+
+    /// Unpacks `count` 4-bit codes (low nibble first) and applies `scale * q + min`.
+    @inline(__always)
+    static func dequantize4(_ packed: UnsafePointer<UInt8>, count: Int, scale: Float, min m: Float, into out: UnsafeMutablePointer<Float>) {
+        var i = 0
+        let raw = UnsafeRawPointer(packed)
+        let outRaw = UnsafeMutableRawPointer(out)
+        while i + 16 <= count {
+            let b = raw.loadUnaligned(fromByteOffset: i / 2, as: SIMD8<UInt8>.self)
+            let lo = b & 0x0F
+            let hi = b &>> 4
+            let loF = SIMD8<Float>(SIMD8<Int32>(truncatingIfNeeded: lo))
+            let hiF = SIMD8<Float>(SIMD8<Int32>(truncatingIfNeeded: hi))
+            // Interleave: value 2k from lo[k], value 2k+1 from hi[k].
+            let q = SIMD16<Float>(
+                loF[0], hiF[0], loF[1], hiF[1], loF[2], hiF[2], loF[3], hiF[3],
+                loF[4], hiF[4], loF[5], hiF[5], loF[6], hiF[6], loF[7], hiF[7])
+            outRaw.storeBytes(of: q * scale + m, toByteOffset: i * 4, as: SIMD16<Float>.self)
+            i += 16
+        }
+        while i < count {
+            let byte = packed[i / 2]
+            let q = (i & 1) == 0 ? byte & 0x0F : byte >> 4
+            out[i] = scale * Float(q) + m
+            i += 1
+        }
+    }
+}
+
+extension AffineKernel {
+    /// `out[i] = scale * codes[i] + min` for 8-bit codes.
+    @inline(__always)
+    static func dequantize8(_ codes: UnsafePointer<UInt8>, count: Int, scale: Float, min m: Float, into out: UnsafeMutablePointer<Float>) {
+        var i = 0
+        let raw = UnsafeRawPointer(codes)
+        let outRaw = UnsafeMutableRawPointer(out)
+        while i + 8 <= count {
+            let q = raw.loadUnaligned(fromByteOffset: i, as: SIMD8<UInt8>.self)
+            let f = SIMD8<Float>(SIMD8<Int32>(truncatingIfNeeded: q)) * scale + m
+            outRaw.storeBytes(of: f, toByteOffset: i * 4, as: SIMD8<Float>.self)
+            i += 8
+        }
+        while i < count {
+            out[i] = scale * Float(codes[i]) + m
+            i += 1
+        }
+    }
+}

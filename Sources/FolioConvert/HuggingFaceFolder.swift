@@ -1,0 +1,84 @@
+import Folio
+
+extension Checkpoint {
+    /// Files of a model folder that travel with the weights: configs and tokenizers.
+    static let carriedExtensions = [".json", ".txt", ".model", ".tiktoken"]
+    static let carriedFileLimit = 64 << 20
+
+    /// Opens a Hugging Face model folder: config.json plus `model.safetensors`, or shards
+    /// listed in `model.safetensors.index.json`. Every tensor the index names must be in its
+    /// shard, and every tensor of a shard must be in the index.
+    static func openFolder(_ path: String) throws -> Checkpoint {
+        let dir = path.hasSuffix("/") ? String(path.dropLast()) : path
+        let names = try FileSystem.list(dir)
+        guard names.contains("config.json") else {
+            throw ConvertError.badFolder(path: dir, reason: "not a Hugging Face model folder: config.json is missing")
+        }
+        var shards: [String] = []
+        var weightMap: [(String, String)] = []
+        if names.contains("model.safetensors.index.json") {
+            let indexPath = dir + "/model.safetensors.index.json"
+            let json: JSONValue
+            do { json = try JSONParser.parse(try FileSystem.read(indexPath, limit: 256 << 20)) } catch let e as JSONParseError {
+                throw ConvertError.badFile(file: indexPath, reason: "not valid JSON: \(e)")
+            }
+            guard let map = json["weight_map"]?.objectValue else {
+                throw ConvertError.badField(file: indexPath, field: "weight_map", reason: "missing or not an object")
+            }
+            for (tensor, shard) in map {
+                guard let s = shard.stringValue, !s.contains("/"), s.hasSuffix(".safetensors") else {
+                    throw ConvertError.badField(file: indexPath, field: "weight_map.\(tensor)", reason: "expected a .safetensors file name in this folder")
+                }
+                weightMap.append((tensor, s))
+                if !shards.contains(s) { shards.append(s) }
+            }
+            shards.sort()
+        } else if names.contains("model.safetensors") {
+            shards = ["model.safetensors"]
+        } else {
+            throw ConvertError.badFolder(path: dir, reason: "no model.safetensors and no model.safetensors.index.json")
+        }
+        var tensors: [SourceTensor] = []
+        var metadata: [(String, String)]? = nil
+        var shardOf: [String: String] = [:]
+        for shard in shards {
+            let p = dir + "/" + shard
+            guard FileSystem.exists(p) else { throw ConvertError.badFolder(path: dir, reason: "shard '\(shard)' named by the index is missing") }
+            let c = try openSafetensors(p)
+            if metadata == nil { metadata = c.metadata }
+            for t in c.tensors {
+                if let other = shardOf[t.name] {
+                    throw ConvertError.badTensor(file: p, tensor: t.name, reason: "also present in shard '\(other)'")
+                }
+                shardOf[t.name] = shard
+                tensors.append(t)
+            }
+        }
+        if !weightMap.isEmpty {
+            let indexPath = dir + "/model.safetensors.index.json"
+            for (tensor, shard) in weightMap where shardOf[tensor] != shard {
+                throw ConvertError.badTensor(file: indexPath, tensor: tensor, reason: shardOf[tensor] == nil
+                    ? "listed in the index but absent from '\(shard)'" : "listed in '\(shard)' but found in '\(shardOf[tensor]!)'")
+            }
+            let listed = Set(weightMap.map(\.0))
+            for t in tensors where !listed.contains(t.name) {
+                throw ConvertError.badTensor(file: t.file, tensor: t.name, reason: "not listed in model.safetensors.index.json")
+            }
+        }
+        var files: [(name: String, bytes: [UInt8])] = []
+        func carry(_ rel: String) throws {
+            guard carriedExtensions.contains(where: { rel.hasSuffix($0) }), rel != "model.safetensors.index.json" else { return }
+            files.append((rel, try FileSystem.read(dir + "/" + rel, limit: carriedFileLimit)))
+        }
+        for name in names where !name.hasPrefix(".") {
+            if FileSystem.isDirectory(dir + "/" + name) {
+                for sub in try FileSystem.list(dir + "/" + name) where !sub.hasPrefix(".") && !FileSystem.isDirectory(dir + "/" + name + "/" + sub) {
+                    try carry(name + "/" + sub)
+                }
+            } else {
+                try carry(name)
+            }
+        }
+        return Checkpoint(path: dir, format: .huggingFace, tensors: tensors, metadata: metadata, files: files)
+    }
+}

@@ -1,0 +1,81 @@
+import ArgumentParser
+import Folio
+import FolioConvert
+
+struct Convert: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Convert a checkpoint to Folio or safetensors.",
+        discussion: """
+        SRC: a .safetensors file, a Hugging Face model folder (config.json with model.safetensors \
+        or sharded model-*.safetensors and model.safetensors.index.json), or a .folio file.
+        DST: ends in .folio (Folio) or .safetensors (quantized tensors are dequantized to float32).
+        Schemes: f32, f16, bf16, int8, int8/gN, int4 (= int4/g32), int4/gN, affine8/gN; N in 32, 64, 128, 256.
+        """)
+
+    @Argument(help: "Source checkpoint.") var src: String
+    @Argument(help: "Destination file (.folio or .safetensors).") var dst: String
+    @Option(help: "Scheme for every embedding table (token and n-gram embeddings).") var embeddings: String?
+    @Option(help: "GLOB=SCHEME for tensors whose name matches GLOB (repeatable; first match wins).") var quantize: [String] = []
+    @Option(help: "Page size of the paged layout in bytes (power of two, 4096 to 1 GiB).") var pageSize: Int = 4096
+    @Flag(help: "Keep quantized tensors' records in safetensors output (not yet supported).") var keepQuantized = false
+    @Flag(help: "Print a JSON summary.") var json = false
+
+    func validate() throws {
+        guard pageSize >= 4096, pageSize <= 1 << 30, pageSize & (pageSize - 1) == 0 else {
+            throw ValidationError("--page-size \(pageSize) must be a power of two between 4096 and 1073741824")
+        }
+        guard dst.hasSuffix(".folio") || dst.hasSuffix(".safetensors") else {
+            throw ValidationError("DST '\(dst)' must end in .folio or .safetensors")
+        }
+    }
+
+    func run() throws {
+        var options = ConversionOptions(pageSize: pageSize, keepQuantized: keepQuantized)
+        if let e = embeddings { options.embeddings = try ConversionOptions.parseScheme(e, option: "--embeddings") }
+        options.rules = try quantize.map { try ConversionOptions.parseRule($0) }
+        let progress = Progress("converting")
+        let converter = Converter(options: options, progress: { progress.update($0, $1) })
+        let start = FileSystem.monotonicSeconds()
+        let reports = try converter.convert(from: src, to: dst)
+        let seconds = FileSystem.monotonicSeconds() - start
+        let bytesIn = reports.reduce(0) { $0 + $1.bytesIn }, bytesOut = reports.reduce(0) { $0 + $1.bytesOut }
+        if json {
+            let tensors: [JSONValue] = reports.map { r in
+                var m: [(String, JSONValue)] = [
+                    ("name", .string(r.name)), ("source_dtype", .string(r.sourceDType)), ("scheme", .string(r.scheme)),
+                    ("shape", .array(r.shape.map { .int($0) })), ("bytes_in", .int(r.bytesIn)), ("bytes_out", .int(r.bytesOut)),
+                ]
+                if let e = r.error {
+                    m += [("rmse", .double(e.rmse)), ("max_abs_error", .double(e.maxAbsError)), ("cosine", .double(e.cosine)),
+                          ("relative_rmse", .double(e.relativeRMSE))]
+                }
+                return .object(m)
+            }
+            emit(JSONValue.object([
+                ("source", .string(src)), ("destination", .string(dst)), ("bytes_in", .int(bytesIn)), ("bytes_out", .int(bytesOut)),
+                ("seconds", .double(seconds)), ("tensors", .array(tensors)),
+            ]).serialized())
+        } else {
+            let quantized = reports.filter { $0.error != nil }
+            for r in quantized {
+                let e = r.error!
+                emit("\(r.name): \(r.sourceDType) -> \(r.scheme)  rmse \(fmt(e.rmse))  max_abs \(fmt(e.maxAbsError))  cosine \(fmt(e.cosine, 6))")
+            }
+            emit("wrote \(dst): \(reports.count) tensors, \(bytesIn) -> \(bytesOut) bytes in \(fmt(seconds, 2)) s")
+        }
+    }
+}
+
+func fmt(_ v: Double, _ digits: Int = 4) -> String {
+    guard v.isFinite else { return "\(v)" }
+    if v != 0 && abs(v) < 1e-3 {
+        var e = 0
+        var m = abs(v)
+        while m < 1 { m *= 10; e -= 1 }
+        return (v < 0 ? "-" : "") + fmt(m, 3) + "e\(e)"
+    }
+    var p = 1.0
+    for _ in 0..<digits { p *= 10 }
+    let r = (v * p).rounded() / p
+    return "\(r)"
+}

@@ -1,0 +1,83 @@
+import ArgumentParser
+import Folio
+import FolioConvert
+
+/// The `folio` command: convert, inspect, verify and read LLM weight files.
+struct FolioCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "folio",
+        abstract: "Store, convert, inspect and read LLM weights in memory-mapped Folio files.",
+        version: "0.1.0",
+        subcommands: [Convert.self, Inspect.self, Verify.self, Rows.self, Diff.self]
+    )
+}
+
+/// Entry point: usage errors exit 2, every other failure exits 1 with one line on stderr.
+@main
+enum Main {
+    static func main() {
+        let command: ParsableCommand
+        do {
+            command = try FolioCommand.parseAsRoot()
+        } catch {
+            let code = FolioCommand.exitCode(for: error)
+            if code == .success { FolioCommand.exit(withError: error) }
+            FileSystem.writeStderr(FolioCommand.fullMessage(for: error) + "\n")
+            FileSystem.exitProcess(2)
+        }
+        do {
+            var c = command
+            try c.run()
+        } catch let e as ExitCode {
+            FileSystem.exitProcess(e.rawValue)
+        } catch {
+            FileSystem.writeStderr("folio: error: \(describe(error))\n")
+            FileSystem.exitProcess(1)
+        }
+    }
+
+    static func describe(_ error: Error) -> String {
+        switch error {
+        case let e as FolioError: return e.description
+        case let e as ConvertError: return e.description
+        case let e as SystemError: return e.description
+        case let e as CLIError: return e.description
+        case let e as RowCodecIssue: return "\(e)"
+        default: return String(describing: error)
+        }
+    }
+}
+
+/// Errors of the command layer itself.
+struct CLIError: Error, CustomStringConvertible {
+    let description: String
+    init(_ d: String) { description = d }
+}
+
+/// Writes stdout text in one go (one JSON document with --json).
+func emit(_ text: String) {
+    print(text)
+}
+
+/// A progress bar on stderr, drawn only when stderr is a terminal.
+final class Progress {
+    let label: String
+    let enabled: Bool
+    private var last = -1
+
+    init(_ label: String) {
+        self.label = label
+        enabled = FileSystem.stderrIsTerminal
+    }
+
+    func update(_ done: Int, _ total: Int) {
+        guard enabled, total > 0 else { return }
+        let pct = done * 100 / total
+        guard pct != last else { return }
+        last = pct
+        let width = 30
+        let filled = width * done / total
+        FileSystem.writeStderr("\r\(label) [" + String(repeating: "#", count: filled) + String(repeating: " ", count: width - filled) + "] \(pct)% (\(done)/\(total))")
+        if done == total { FileSystem.writeStderr("\n") }
+    }
+}
