@@ -210,6 +210,7 @@ public final class FolioWriter {
 
     /// Appends raw bytes of a dense tensor, in its stored dtype.
     public func appendDense(_ bytes: UnsafeRawBufferPointer, tensor name: String? = nil) throws {
+        if bytes.isEmpty { return }
         let t = try currentTensor(name)
         guard t.paged == nil else { throw FolioError.invalidUse(file: path, reason: "tensor '\(t.name)' is paged; append rows instead") }
         guard bytes.count <= t.nbytes - written else {
@@ -223,6 +224,7 @@ public final class FolioWriter {
     /// Appends whole rows of float32 values: encoded to the tensor's dtype (dense) or to its
     /// row records (paged, quantized or not).
     public func appendRows(_ values: UnsafeBufferPointer<Float>, tensor name: String? = nil) throws {
+        if values.isEmpty { return }
         let t = try currentTensor(name)
         let width = t.rowWidth
         guard width > 0 ? values.count % width == 0 : values.isEmpty else {
@@ -266,6 +268,7 @@ public final class FolioWriter {
     /// Appends whole row records already encoded (by `RowCodec.encode`, or copied from
     /// another file) for a paged table; for a dense tensor, its raw bytes.
     public func appendRawRows(_ bytes: UnsafeRawBufferPointer, tensor name: String? = nil) throws {
+        if bytes.isEmpty { return }
         let t = try currentTensor(name)
         guard let p = t.paged else { try appendDense(bytes, tensor: name); return }
         guard bytes.count % p.recordSize == 0 else {
@@ -289,6 +292,8 @@ public final class FolioWriter {
             out.abort()
             throw FolioError.invalidUse(file: path, reason: "'\(items[current].name)' was not completely written (\(written) of \(items[current].nbytes) bytes)")
         }
+        // Empty tensors at the end still occupy their aligned start.
+        try emitZeros(dataStart + header.dataSize - out.position)
         if (out.position - dataStart) % header.chunkSize != 0 {
             chunkHashes.append(chunkHash.digest)
         }
