@@ -179,6 +179,7 @@ public final class SafetensorsWriter {
     public var currentTensor: String? { current < plans.count ? plans[current].name : nil }
 
     public func append(_ bytes: UnsafeRawBufferPointer) throws {
+        if bytes.isEmpty { return }
         guard current < plans.count, bytes.count <= plans[current].nbytes - written else {
             throw FolioError.invalidUse(file: path, reason: "more bytes than the planned tensors hold")
         }

@@ -1,0 +1,136 @@
+import Testing
+import Folio
+@testable import FolioConvert
+
+@Suite struct RoundTripTests {
+    /// Every plain dtype, 0-d and empty tensors, random shapes; metadata present, empty or absent.
+    @Test(arguments: 0..<12)
+    func safetensorsToFolioAndBackIsBitExact(_ seed: Int) throws {
+        let dir = TempDir()
+        var rng = RNG(seed: UInt64(seed) + 1)
+        var tensors: [(name: String, dtype: String, shape: [Int], data: [UInt8])] = []
+        let dtypes = DType.allCases
+        let n = seed == 0 ? dtypes.count : 1 + rng.below(8)
+        for i in 0..<n {
+            let d = seed == 0 ? dtypes[i] : dtypes[rng.below(dtypes.count)]
+            let rank = rng.below(4)
+            var shape = (0..<rank).map { _ in rng.below(6) }
+            if i == 0 { shape = [] }  // 0-d
+            if i == 1 { shape = [0, 3] }  // empty
+            let count = shape.reduce(1, *)
+            tensors.append(("model.t\(i).\(d.rawValue)", d.rawValue, shape, (0..<(count * d.size)).map { _ in UInt8(truncatingIfNeeded: rng.next()) }))
+        }
+        let metadata: [(String, String)]? = seed % 3 == 0 ? nil : (seed % 3 == 1 ? [] : [("format", "pt"), ("note", "ü \"quoted\"")])
+        let src = dir.file("in.safetensors")
+        writeBytes(safetensorsBytes(tensors, metadata: metadata), to: src)
+        let mid = dir.file("mid.folio"), back = dir.file("back.safetensors")
+        _ = try Converter(options: ConversionOptions()).convert(from: src, to: mid)
+        _ = try Converter(options: ConversionOptions()).convert(from: mid, to: back)
+        let a = try SafetensorsFile(path: src), b = try SafetensorsFile(path: back)
+        #expect(a.header.entries.map(\.name) == b.header.entries.map(\.name))
+        #expect(a.header.entries.map(\.dtype) == b.header.entries.map(\.dtype))
+        #expect(a.header.entries.map(\.shape) == b.header.entries.map(\.shape))
+        for (ea, eb) in zip(a.header.entries, b.header.entries) {
+            #expect(a.withBytes(of: ea) { Array($0) } == b.withBytes(of: eb) { Array($0) })
+        }
+        #expect(a.header.metadata?.map(\.0) == b.header.metadata?.map(\.0))
+        #expect(a.header.metadata?.map(\.1) == b.header.metadata?.map(\.1))
+        #expect(try FolioFile(path: mid).verify().isEmpty)
+    }
+
+    @Test func embeddingsAreQuantizedAndPaged() throws {
+        let dir = TempDir()
+        var rng = RNG(seed: 5)
+        let emb = (0..<(64 * 256)).map { _ in rng.gaussian() }
+        let other = (0..<(8 * 256)).map { _ in rng.gaussian() }
+        writeBytes(safetensorsBytes([
+            ("model.embed_tokens.weight", "F32", [64, 256], emb.withUnsafeBytes { Array($0) }),
+            ("model.layers.0.mlp.weight", "F32", [8, 256], other.withUnsafeBytes { Array($0) }),
+            ("model.norm.weight", "F32", [256], other[..<256].withUnsafeBytes { Array($0) }),
+        ]), to: dir.file("m.safetensors"))
+        let options = ConversionOptions(embeddings: .int8(group: nil), rules: [(Glob("*.mlp.*"), .int4(group: 64))], pageSize: 16384)
+        let reports = try Converter(options: options).convert(from: dir.file("m.safetensors"), to: dir.file("m.folio"))
+        let f = try FolioFile(path: dir.file("m.folio"))
+        #expect(f.header.pageSize == 16384)
+        let e = try f.requireTensor("model.embed_tokens.weight")
+        #expect(e.encoding == .int8(group: nil) && e.paged != nil && f.absoluteOffset(of: e) % 16384 == 0)
+        #expect(try f.requireTensor("model.layers.0.mlp.weight").encoding == .int4(group: 64))
+        #expect(try f.requireTensor("model.norm.weight").encoding == .plain(.f32))
+        let r = try #require(reports.first { $0.name == "model.embed_tokens.weight" }?.error)
+        #expect(r.relativeRMSE < 0.008 && r.cosine > 0.9999)
+        #expect(reports.first { $0.name == "model.norm.weight" }?.error == nil)
+    }
+
+    @Test func integerTensorsCannotBeQuantized() throws {
+        let dir = TempDir()
+        writeBytes(safetensorsBytes([("ids", "I64", [4, 32], [UInt8](repeating: 0, count: 4 * 32 * 8))]), to: dir.file("i.safetensors"))
+        let options = ConversionOptions(rules: [(Glob("*"), .int8(group: nil))])
+        let e = #expect(throws: ConvertError.self) { try Converter(options: options).convert(from: dir.file("i.safetensors"), to: dir.file("i.folio")) }
+        #expect(e?.description.contains("'ids'") == true)
+        #expect(!FileSystem.exists(dir.file("i.folio")))
+    }
+
+    @Test func globsMatchLikeAShell() {
+        #expect(Glob("*.embed_tokens.*").matches("model.embed_tokens.weight"))
+        #expect(Glob("model.layers.?.mlp*").matches("model.layers.3.mlp.up.weight"))
+        #expect(!Glob("model.layers.?.mlp*").matches("model.layers.12.mlp.up.weight"))
+        #expect(Glob("layer[0-2].w").matches("layer1.w") && !Glob("layer[!0-2].w").matches("layer1.w"))
+        #expect(Glob("*").matches("") && !Glob("a").matches("ab"))
+    }
+}
+
+@Suite struct HuggingFaceFolderTests {
+    func makeFolder(_ dir: TempDir, sharded: Bool) throws -> String {
+        let root = dir.file("model")
+        try FileSystem.list(dir.path).forEach { _ in }
+        _ = try? FileManagerShim.mkdir(root)
+        _ = try? FileManagerShim.mkdir(root + "/1_Pooling")
+        writeBytes(Array("{\"model_type\":\"llama\"}".utf8), to: root + "/config.json")
+        writeBytes(Array("{\"version\":\"1.0\"}".utf8), to: root + "/tokenizer.json")
+        writeBytes(Array("{\"pooling_mode_mean_tokens\":true}".utf8), to: root + "/1_Pooling/config.json")
+        let a: (String, String, [Int], [UInt8]) = ("model.embed_tokens.weight", "F32", [4, 32], [UInt8](repeating: 0, count: 512))
+        let b: (String, String, [Int], [UInt8]) = ("lm_head.weight", "BF16", [4, 32], [UInt8](repeating: 1, count: 256))
+        if sharded {
+            writeBytes(safetensorsBytes([a], metadata: [("format", "pt")]), to: root + "/model-00001-of-00002.safetensors")
+            writeBytes(safetensorsBytes([b], metadata: [("format", "pt")]), to: root + "/model-00002-of-00002.safetensors")
+            writeBytes(Array(#"{"metadata":{"total_size":768},"weight_map":{"model.embed_tokens.weight":"model-00001-of-00002.safetensors","lm_head.weight":"model-00002-of-00002.safetensors"}}"#.utf8),
+                       to: root + "/model.safetensors.index.json")
+        } else {
+            writeBytes(safetensorsBytes([a, b], metadata: [("format", "pt")]), to: root + "/model.safetensors")
+        }
+        return root
+    }
+
+    @Test(arguments: [false, true])
+    func folderConvertsWithItsFiles(_ sharded: Bool) throws {
+        let dir = TempDir()
+        let root = try makeFolder(dir, sharded: sharded)
+        _ = try Converter(options: ConversionOptions(embeddings: .int4(group: 32))).convert(from: root, to: dir.file("m.folio"))
+        let f = try FolioFile(path: dir.file("m.folio"))
+        #expect(Set(f.tensors.map(\.name)) == ["model.embed_tokens.weight", "lm_head.weight"])
+        #expect(f.header.files.map(\.name).sorted() == ["1_Pooling/config.json", "config.json", "tokenizer.json"])
+        #expect(f.fileBytes(named: "config.json") == Array("{\"model_type\":\"llama\"}".utf8))
+        #expect(try f.requireTensor("model.embed_tokens.weight").encoding == .int4(group: 32))
+        #expect(try f.requireTensor("lm_head.weight").encoding == .plain(.bf16))
+    }
+
+    @Test func indexThatNamesAMissingTensorIsRejected() throws {
+        let dir = TempDir()
+        let root = try makeFolder(dir, sharded: true)
+        writeBytes(Array(#"{"weight_map":{"model.embed_tokens.weight":"model-00001-of-00002.safetensors","lm_head.weight":"model-00001-of-00002.safetensors"}}"#.utf8),
+                   to: root + "/model.safetensors.index.json")
+        let e = #expect(throws: ConvertError.self) { try Converter(options: ConversionOptions()).convert(from: root, to: dir.file("m.folio")) }
+        #expect(e?.description.contains("lm_head.weight") == true)
+    }
+
+    @Test func folderWithoutConfigIsRejected() throws {
+        let dir = TempDir()
+        let e = #expect(throws: ConvertError.self) { try Converter(options: ConversionOptions()).convert(from: dir.path, to: dir.file("m.folio")) }
+        #expect(e?.description.contains("config.json") == true)
+    }
+}
+
+import Foundation
+enum FileManagerShim {
+    static func mkdir(_ p: String) throws { try FileManager.default.createDirectory(atPath: p, withIntermediateDirectories: true) }
+}
