@@ -32,6 +32,6 @@ let package = Package(
         ),
         .testTarget(name: "FolioTests", dependencies: ["Folio"]),
         .testTarget(name: "FolioConvertTests", dependencies: ["Folio", "FolioConvert"]),
-        .testTarget(name: "FolioCLITests", dependencies: ["Folio", "FolioConvert"]),
+        .testTarget(name: "FolioCLITests", dependencies: ["Folio", "FolioConvert", "folio"]),
     ]
 )

@@ -30,21 +30,25 @@ enum Main {
             try c.run()
         } catch let e as ExitCode {
             FileSystem.exitProcess(e.rawValue)
+        } catch let e as FolioError {
+            fail(e.description)
+        } catch let e as ConvertError {
+            fail(e.description)
+        } catch let e as SystemError {
+            fail(e.description)
+        } catch let e as CLIError {
+            fail(e.description)
         } catch {
-            FileSystem.writeStderr("folio: error: \(describe(error))\n")
-            FileSystem.exitProcess(1)
+            // Argument-parser outcomes raised while running: help requests and usage errors.
+            if FolioCommand.exitCode(for: error) == .success { FolioCommand.exit(withError: error) }
+            FileSystem.writeStderr(FolioCommand.fullMessage(for: error) + "\n")
+            FileSystem.exitProcess(2)
         }
     }
 
-    static func describe(_ error: Error) -> String {
-        switch error {
-        case let e as FolioError: return e.description
-        case let e as ConvertError: return e.description
-        case let e as SystemError: return e.description
-        case let e as CLIError: return e.description
-        case let e as RowCodecIssue: return "\(e)"
-        default: return String(describing: error)
-        }
+    static func fail(_ message: String) -> Never {
+        FileSystem.writeStderr("folio: error: \(message)\n")
+        FileSystem.exitProcess(1)
     }
 }
 

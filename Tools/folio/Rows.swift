@@ -10,7 +10,9 @@ struct Rows: ParsableCommand {
     @Argument(help: "Comma-separated row indices.") var rows: String
     @Flag(help: "Print {\"rows\": [[...], ...]}.") var json = false
 
-    func run() throws {
+    func validate() throws { _ = try indices() }
+
+    func indices() throws -> [Int] {
         var indices: [Int] = []
         for part in rows.split(separator: ",", omittingEmptySubsequences: false) {
             guard let i = Int(part.trimmingSpaces), i >= 0 else {
@@ -18,6 +20,11 @@ struct Rows: ParsableCommand {
             }
             indices.append(i)
         }
+        return indices
+    }
+
+    func run() throws {
+        let indices = try indices()
         let values = try Inspector.rows(file, tensor: tensor, rows: indices)
         if json {
             emit(JSONValue.object([("rows", .array(values.map { .array($0.map { .double(Double($0)) }) }))]).serialized())

@@ -8,8 +8,8 @@ hashes quoted in the specification can be reproduced independently.
 The example file holds one dense F32 tensor "x" of shape [2] with values [1.0, -2.0],
 page_size 4096 and the default chunk_size 1048576 (1 MiB), no metadata, no embedded files.
 
-Also printed: the paged-layout numbers quoted in section 8 and the decoded values of the
-hand-made int4/g32 record of section 7.
+Also printed: the paged-layout numbers quoted in section 7 and the decoded values of the
+hand-made int4/g32 record of section 6.
 
 Usage:
     python3 Tools/reference/make_spec_example.py                  # dump and hashes
@@ -42,17 +42,50 @@ def align_up(v: int, a: int) -> int:
     return (v + a - 1) // a * a
 
 
+def json_string(s: str) -> str:
+    """A JSON string escaped as the reference writer escapes it (section 4.6)."""
+    out = ['"']
+    for ch in s:
+        if ch == '"':
+            out.append('\\"')
+        elif ch == "\\":
+            out.append("\\\\")
+        elif ch == "\n":
+            out.append("\\n")
+        elif ch == "\r":
+            out.append("\\r")
+        elif ch == "\t":
+            out.append("\\t")
+        elif ord(ch) < 0x20:
+            out.append(f"\\u{ord(ch):04x}")
+        else:
+            out.append(ch)  # raw UTF-8, "/" and U+007F included
+    out.append('"')
+    return "".join(out)
+
+
+def serialize(v) -> str:
+    """Compact JSON (no whitespace), object members in insertion order."""
+    if isinstance(v, dict):
+        return "{" + ",".join(json_string(k) + ":" + serialize(x) for k, x in v.items()) + "}"
+    if isinstance(v, list):
+        return "[" + ",".join(serialize(x) for x in v) + "]"
+    if isinstance(v, str):
+        return json_string(v)
+    if isinstance(v, int) and not isinstance(v, bool) and v >= 0:
+        return str(v)
+    raise TypeError(f"not a Folio header value: {v!r}")
+
+
 def header_json(page_size, chunk_size, data_size, tensors, metadata=None, files=()):
-    """Compact JSON with the writer's key order (section 5.1)."""
+    """The header JSON in the reference writer's canonical form (section 4.6)."""
     members = {"page_size": page_size, "chunk_size": chunk_size, "data_size": data_size}
     if metadata is not None:
-        members["metadata"] = dict(metadata)
+        members["metadata"] = dict(metadata)  # present even when empty
     members["tensors"] = tensors
     if files:
-        members["files"] = list(files)
-    # ensure_ascii=False: non-ASCII text is written as raw UTF-8, as the Swift writer does.
-    # (For this example every string is ASCII, so the choice does not change the bytes.)
-    return json.dumps(members, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+        members["files"] = list(files)  # omitted when empty
+    return serialize(members).encode("utf-8")
 
 
 def build_file(page_size, chunk_size, header: bytes, data: bytes) -> bytes:
@@ -99,7 +132,7 @@ def hexdump(b: bytes, start: int, end: int, notes=None):
 
 
 def paged_layout(record, alignment, page):
-    """(row_stride, rows_per_page, block_size) of section 8.2."""
+    """(row_stride, rows_per_page, block_size) of section 7.2."""
     a = align_up(record, alignment)
     if a <= page:
         return a, page // a, page
@@ -186,7 +219,7 @@ def main():
               f"{rows} rows: nbytes {n}, row {rows - 1} at {((rows - 1) // rpp) * blk + ((rows - 1) % rpp) * s}")
     print()
 
-    print("== int4/g32 record of section 7 (width 32) ==")
+    print("== int4/g32 record of section 6 (width 32) ==")
     scale_bits, min_bits = 0x3800, 0xC400  # float16 0.5 and -4.0
     codes = list(range(16)) + list(range(15, -1, -1))
     rec = struct.pack("<HH", scale_bits, min_bits) + bytes(codes[2 * i] | (codes[2 * i + 1] << 4) for i in range(16))
