@@ -12,13 +12,30 @@ public struct ChunkDamage: Sendable, CustomStringConvertible {
     }
 }
 
+/// The outcome of `FolioFile.verify`.
+public struct VerifyReport: Sendable {
+    /// Set when the chunk-hash table itself does not match its checksum.
+    public var tableDamage: String?
+    public var damagedChunks: [ChunkDamage]
+    public var isIntact: Bool { tableDamage == nil && damagedChunks.isEmpty }
+    /// One line per problem, for the user.
+    public var problems: [String] { (tableDamage.map { [$0] } ?? []) + damagedChunks.map(\.description) }
+}
+
 extension FolioFile {
-    /// Recomputes every data chunk's checksum. Returns the damaged chunks (empty when the
-    /// file is intact). Pages are released as it goes so that memory use stays flat.
-    public func verify(progress: ((Int, Int) -> Void)? = nil) -> [ChunkDamage] {
+    /// Checks the chunk-hash table and recomputes every data chunk's checksum. Pages are
+    /// released as it goes so that memory use stays flat.
+    public func verify(progress: ((Int, Int) -> Void)? = nil) -> VerifyReport {
         let h = header
         var damaged: [ChunkDamage] = []
+        var tableDamage: String? = nil
         map.withBytes { all in
+            let table = UnsafeRawBufferPointer(rebasing: all[h.trailerOffset..<(h.trailerOffset + h.chunkCount * 8)])
+            let stored = all.loadUnaligned(fromByteOffset: all.count - 16, as: UInt64.self).littleEndian
+            let actual = Checksum.xxh3(table)
+            if stored != actual {
+                tableDamage = "the chunk checksum table (bytes \(h.trailerOffset)..<\(all.count - 8)) is damaged: stored \(hex(stored)), computed \(hex(actual))"
+            }
             for c in 0..<h.chunkCount {
                 let start = c * h.chunkSize
                 let end = min(h.dataSize, start + h.chunkSize)
@@ -32,7 +49,7 @@ extension FolioFile {
                 progress?(c + 1, h.chunkCount)
             }
         }
-        return damaged
+        return VerifyReport(tableDamage: tableDamage, damagedChunks: damaged)
     }
 
     /// Names what lies in a data-relative byte range.

@@ -38,7 +38,7 @@ func sampleFile(in dir: TempDir, pageSize: Int = 4096, chunkSize: Int = 4096) th
             let x = Array(table[(r * 256)..<((r + 1) * 256)]), y = Array(out[(k * 256)..<((k + 1) * 256)])
             #expect(relativeRMSE(x, y) < 0.01)
         }
-        #expect(f.verify().isEmpty)
+        #expect(f.verify().isIntact)
     }
 
     @Test func rowOutOfRangeIsAnError() throws {
@@ -61,7 +61,9 @@ func sampleFile(in dir: TempDir, pageSize: Int = 4096, chunkSize: Int = 4096) th
             var bytes = original
             bytes[pos] ^= 0x01
             let f = try openFolio(bytes, in: dir, name: "flip.folio")
-            let damage = f.verify()
+            let report = f.verify()
+            let damage = report.damagedChunks
+            #expect(report.tableDamage == nil)
             #expect(damage.count == 1, "flip at \(pos) not detected")
             if let d = damage.first {
                 #expect(d.byteRange.contains(pos))
@@ -72,16 +74,29 @@ func sampleFile(in dir: TempDir, pageSize: Int = 4096, chunkSize: Int = 4096) th
         }
     }
 
-    @Test func everyFlippedHeaderOrTrailerByteFailsToOpen() throws {
+    @Test func everyFlippedHeaderByteFailsToOpen() throws {
         let dir = TempDir()
         let (p, _) = try sampleFile(in: dir)
         let original = readBytes(p)
         let header = try FolioFile(path: p).header
-        let positions = Array(0..<(32 + 600)) + Array(header.trailerOffset..<original.count)
+        let positions = Array(0..<header.dataOffset) + Array((original.count - 8)..<original.count)
         for pos in positions {
             var bytes = original
             bytes[pos] ^= 0x20
             #expect(throws: FolioError.self, "flip at \(pos) was accepted") { try openFolio(bytes, in: dir, name: "h.folio") }
+        }
+    }
+
+    @Test func everyFlippedTrailerByteFailsVerify() throws {
+        let dir = TempDir()
+        let (p, _) = try sampleFile(in: dir)
+        let original = readBytes(p)
+        let header = try FolioFile(path: p).header
+        for pos in header.trailerOffset..<(original.count - 8) {
+            var bytes = original
+            bytes[pos] ^= 0x20
+            let report = try openFolio(bytes, in: dir, name: "t.folio").verify()
+            #expect(report.tableDamage != nil, "flip at \(pos) not detected")
         }
     }
 
@@ -143,7 +158,7 @@ func sampleFile(in dir: TempDir, pageSize: Int = 4096, chunkSize: Int = 4096) th
             for (t, b) in zip(f.tensors, payloads) {
                 #expect(f.withBytes(of: t) { Array($0) } == b)
             }
-            #expect(f.verify().isEmpty)
+            #expect(f.verify().isIntact)
         }
     }
 }

@@ -18,20 +18,21 @@ struct Verify: ParsableCommand {
         }
         let f = try FolioFile(path: file)
         let progress = Progress("verifying")
-        let damage = f.verify(progress: { progress.update($0, $1) })
+        let report = f.verify(progress: { progress.update($0, $1) })
         if json {
             emit(JSONValue.object([
-                ("file", .string(file)), ("ok", .bool(damage.isEmpty)), ("chunks", .int(f.header.chunkCount)),
-                ("damaged", .array(damage.map { d in .object([
+                ("file", .string(file)), ("ok", .bool(report.isIntact)), ("chunks", .int(f.header.chunkCount)),
+                ("table_damage", report.tableDamage.map { .string($0) } ?? .null),
+                ("damaged", .array(report.damagedChunks.map { d in .object([
                     ("chunk", .int(d.chunk)), ("offset", .int(d.byteRange.lowerBound)), ("nbytes", .int(d.byteRange.count)),
                     ("culprits", .array(d.culprits.map { .string($0) })),
                 ]) })),
             ]).serialized())
-        } else if damage.isEmpty {
+        } else if report.isIntact {
             emit("\(file): OK (\(f.tensors.count) tensors, \(f.header.chunkCount) chunks checked)")
         }
-        if !damage.isEmpty {
-            for d in damage { FileSystem.writeStderr("folio: error: \(file): \(d.description)\n") }
+        if !report.isIntact {
+            for p in report.problems { FileSystem.writeStderr("folio: error: \(file): \(p)\n") }
             throw ExitCode(1)
         }
     }

@@ -30,22 +30,17 @@ enum AffineKernel {
             for _ in 0..<3 {
                 let (s16, m16) = (half(s), half(m))
                 guard s16 > 0, s16.isFinite, m16.isFinite else { break }
-                let e = error(x, scale: s16, min: m16, top: top)
-                if e < bestErr { bestErr = e; best = (s16, m16) }
-                // Refit (scale, min) by least squares on the codes this pair produces.
-                var n: Double = 0, sq: Double = 0, sqq: Double = 0, sx: Double = 0, sxq: Double = 0
-                let inv = 1 / s16
-                for v in x {
-                    let q = Double(code(v, inv: inv, min: m16, top: top))
-                    let xv = Double(v)
-                    n += 1; sq += q; sqq += q * q; sx += xv; sxq += xv * q
-                }
-                let det = n * sqq - sq * sq
+                // One pass: the error of (s16, m16) and the sums that refit them by least squares.
+                let p = pass(x, scale: s16, min: m16, top: top)
+                if p.err < bestErr { bestErr = p.err; best = (s16, m16) }
+                let n = Float(x.count)
+                let det = n * p.sqq - p.sq * p.sq
                 guard det > 0 else { break }
-                let ns = (n * sxq - sq * sx) / det
-                let nm = (sx - ns * sq) / n
+                let ns = (n * p.sxq - p.sq * p.sx) / det
+                let nm = (p.sx - ns * p.sq) / n
                 guard ns > 0, ns.isFinite, nm.isFinite else { break }
-                s = Float(ns); m = Float(nm)
+                if half(ns) == s16 && half(nm) == m16 { break }
+                s = ns; m = nm
             }
         }
         if bestErr == .infinity {
@@ -57,23 +52,30 @@ enum AffineKernel {
         return best
     }
 
+    /// Squared error of a (scale, min) pair and the least-squares sums over its codes.
+    @inline(__always)
+    static func pass(_ x: UnsafeBufferPointer<Float>, scale s: Float, min m: Float, top: Float)
+        -> (err: Double, sq: Float, sqq: Float, sx: Float, sxq: Float) {
+        let inv = 1 / s
+        var err: Float = 0, sq: Float = 0, sqq: Float = 0, sx: Float = 0, sxq: Float = 0
+        var i = 0
+        while i < x.count {
+            let v = x[i]
+            let q = Swift.min(top, Swift.max(0, ((v - m) * inv).rounded(.toNearestOrEven)))
+            let d = v - (s * q + m)
+            err += d * d
+            sq += q; sqq += q * q; sx += v; sxq += v * q
+            i += 1
+        }
+        return (Double(err), sq, sqq, sx, sxq)
+    }
+
     @inline(__always)
     static func half(_ v: Float) -> Float { Float(Float16(v)) }
 
     @inline(__always)
     static func code(_ v: Float, inv: Float, min m: Float, top: Float) -> UInt8 {
         UInt8(Swift.min(top, Swift.max(0, ((v - m) * inv).rounded(.toNearestOrEven))))
-    }
-
-    private static func error(_ x: UnsafeBufferPointer<Float>, scale s: Float, min m: Float, top: Float) -> Double {
-        let inv = 1 / s
-        var e: Double = 0
-        for v in x {
-            let q = Float(code(v, inv: inv, min: m, top: top))
-            let d = Double(v - (s * q + m))
-            e += d * d
-        }
-        return e
     }
 
     /// Unpacks `count` 4-bit codes (low nibble first) and applies `scale * q + min`.
