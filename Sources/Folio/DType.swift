@@ -112,9 +112,11 @@ public enum Encoding: Hashable, Sendable, CustomStringConvertible {
             let scales = g.map { (width / $0) * 2 } ?? 4
             return width.addingReportingOverflow(scales).overflow ? nil : width + scales
         case let .int4(g):
-            return (width / g) * 4 + width / 2
+            let (s, o) = (width / 2).addingReportingOverflow((width / g) * 4)
+            return o ? nil : s
         case let .affine8(g):
-            return (width / g) * 4 + width
+            let (s, o) = width.addingReportingOverflow((width / g) * 4)
+            return o ? nil : s
         }
     }
 

@@ -16,7 +16,12 @@ public enum FolioFormat {
     public static let denseAlignment = 64
     public static let defaultPageSize = 4096
     public static let minPageSize = 4096
-    public static let maxPageSize = 1 << 30
+    /// The header (which pads data to a page boundary) is capped at 64 MiB, so larger pages
+    /// could never be written.
+    public static let maxPageSize = 1 << 26
+    /// Cap on each dimension and on the element count of one tensor (2^59).
+    public static let maxElements = 1 << 59
+    public static let maxFiles = 1 << 16
     public static let defaultChunkSize = 1 << 20
     public static let minChunkSize = 4096
     public static let maxChunkSize = 1 << 20
@@ -99,9 +104,21 @@ public struct TensorInfo: Sendable, Hashable {
 
 /// A file carried inside a Folio file (a model's config.json, its tokenizer files).
 public struct EmbeddedFile: Sendable, Hashable {
+    /// A relative path with "/" separators, such as `1_Pooling/config.json`.
     public let name: String
     public let offset: Int
     public let nbytes: Int
+
+    /// Why `name` is not a safe relative path (absolute, `..`, empty parts, backslashes,
+    /// control characters), or nil.
+    public static func pathProblem(_ name: String) -> String? {
+        if name.hasPrefix("/") { return "is an absolute path" }
+        if name.contains("\\") { return "contains a backslash" }
+        if name.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F }) { return "contains a control character" }
+        let parts = name.split(separator: "/", omittingEmptySubsequences: false)
+        if parts.contains(where: { $0.isEmpty || $0 == "." || $0 == ".." }) { return "has an empty, '.' or '..' path component" }
+        return nil
+    }
 }
 
 /// The validated header of a Folio file.

@@ -131,10 +131,19 @@ struct HeaderFields {
         if let f = json["files"] {
             guard let list = f.arrayValue else { throw FolioError.badHeader(file: file, field: "files", reason: "expected an array") }
             var fileNames = Set<String>()
+            guard list.count <= FolioFormat.maxFiles else {
+                throw FolioError.badHeader(file: file, field: "files", reason: "\(list.count) files exceed the limit of \(FolioFormat.maxFiles)")
+            }
             for (i, entry) in list.enumerated() {
                 let field = "files[\(i)]"
-                guard entry.objectValue != nil else { throw FolioError.badHeader(file: file, field: field, reason: "expected an object") }
+                guard let members = entry.objectValue else { throw FolioError.badHeader(file: file, field: field, reason: "expected an object") }
+                for (k, _) in members where !["name", "offset", "nbytes"].contains(k) {
+                    throw FolioError.badHeader(file: file, field: "\(field).\(k)", reason: "unknown field")
+                }
                 let name = try nameField(entry, field: field)
+                if let problem = EmbeddedFile.pathProblem(name) {
+                    throw FolioError.badHeader(file: file, field: "\(field).name", reason: "'\(name)' \(problem)")
+                }
                 guard fileNames.insert(name).inserted else {
                     throw FolioError.badHeader(file: file, field: field, reason: "duplicate file name '\(name)'")
                 }
@@ -186,9 +195,10 @@ struct HeaderFields {
         var count = 1
         for d in shapeList {
             guard let v = d.intValue else { throw bad("shape entry \(d.serialized()) is not a non-negative integer below 2^63") }
+            guard v <= FolioFormat.maxElements else { throw bad("shape entry \(v) exceeds the limit of 2^59 (overflow)") }
             shape.append(v)
             let (p, o) = count.multipliedReportingOverflow(by: v)
-            guard !o, p <= Int.max / 16 else { throw bad("shape \(shapeList.map { $0.serialized() }) has too many elements (overflow)") }
+            guard !o, p <= FolioFormat.maxElements else { throw bad("shape \(shapeList.map { $0.serialized() }) has too many elements (overflow)") }
             count = p
         }
         let offset = try int(entry, "offset", in: field)
@@ -256,6 +266,10 @@ struct HeaderFields {
                 throw FolioError.badHeader(file: file, field: "files", reason: "file '\(f.name)' bytes \(f.offset)..<\(o ? "overflow" : String(end)) lie outside the data region of \(dataSize) bytes")
             }
             spans.append((f.offset, end, "file '\(f.name)'"))
+        }
+        let lastEnd = spans.map(\.end).max() ?? 0
+        guard lastEnd == dataSize else {
+            throw FolioError.badHeader(file: file, field: "data_size", reason: "\(dataSize), but the last tensor or file ends at \(lastEnd)")
         }
         spans.sort { ($0.start, $0.end) < ($1.start, $1.end) }
         var previous: (start: Int, end: Int, what: String)? = nil

@@ -48,6 +48,24 @@ public final class FolioWriter {
         guard pageSize >= FolioFormat.minPageSize, pageSize <= FolioFormat.maxPageSize, pageSize & (pageSize - 1) == 0 else {
             throw FolioError.invalidUse(file: path, reason: "page size \(pageSize) is not a power of two in \(FolioFormat.minPageSize)...\(FolioFormat.maxPageSize)")
         }
+        guard chunkSize >= FolioFormat.minChunkSize, chunkSize <= FolioFormat.maxChunkSize, chunkSize & (chunkSize - 1) == 0 else {
+            throw FolioError.invalidUse(file: path, reason: "chunk size \(chunkSize) is not a power of two in \(FolioFormat.minChunkSize)...\(FolioFormat.maxChunkSize)")
+        }
+        guard tensors.count <= FolioFormat.maxTensors, files.count <= FolioFormat.maxFiles else {
+            throw FolioError.invalidUse(file: path, reason: "too many tensors or files (limits \(FolioFormat.maxTensors) and \(FolioFormat.maxFiles))")
+        }
+        if let metadata {
+            var keys = Set<String>()
+            for (k, _) in metadata where !keys.insert(k).inserted {
+                throw FolioError.invalidUse(file: path, reason: "metadata key '\(k)' appears twice")
+            }
+        }
+        for name in tensors.map(\.name) + files.map(\.name) where name.isEmpty || name.utf8.count > FolioFormat.maxNameBytes {
+            throw FolioError.invalidUse(file: path, reason: "name '\(name.prefix(64))' must have 1...\(FolioFormat.maxNameBytes) bytes")
+        }
+        for f in files {
+            if let p = EmbeddedFile.pathProblem(f.name) { throw FolioError.invalidUse(file: path, reason: "embedded file '\(f.name)' \(p)") }
+        }
         var cursor = 0
         var fileEntries: [EmbeddedFile] = []
         var names = Set<String>()
@@ -62,10 +80,15 @@ public final class FolioWriter {
             guard names.insert("tensor:" + t.name).inserted else {
                 throw FolioError.badTensor(file: path, tensor: t.name, reason: "duplicate tensor name")
             }
+            guard t.shape.count <= FolioFormat.maxRank else {
+                throw FolioError.badTensor(file: path, tensor: t.name, reason: "rank \(t.shape.count) exceeds the limit of \(FolioFormat.maxRank)")
+            }
             var count = 1
             for d in t.shape {
                 let (p, o) = count.multipliedReportingOverflow(by: d)
-                guard d >= 0, !o, p <= Int.max / 16 else { throw FolioError.badTensor(file: path, tensor: t.name, reason: "shape \(t.shape) is invalid or too large") }
+                guard d >= 0, d <= FolioFormat.maxElements, !o, p <= FolioFormat.maxElements else {
+                    throw FolioError.badTensor(file: path, tensor: t.name, reason: "shape \(t.shape) is invalid or too large")
+                }
                 count = p
             }
             let width = t.shape.last ?? 1

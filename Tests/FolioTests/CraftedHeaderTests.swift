@@ -38,6 +38,9 @@ import Testing
         ("unknownField", #"{"name":"a","dtype":"U8","shape":[1],"offset":0,"nbytes":1,"crc":1}"#, 8, "unknown field"),
         ("emptyName", #"{"name":"","dtype":"U8","shape":[1],"offset":0,"nbytes":1}"#, 8, "name"),
         ("groupMismatch", #"{"name":"a","dtype":"int4/g32","shape":[1,48],"offset":0,"nbytes":32,"layout":"paged","row_stride":32,"rows_per_page":128}"#, 32, "group size"),
+        ("zeroRowsHugeWidth", #"{"name":"a","dtype":"affine8/g32","shape":[0,9223372036854775776],"offset":0,"nbytes":0,"layout":"paged","row_stride":4096,"rows_per_page":1}"#, 8, "overflow"),
+        ("zeroThenHuge", #"{"name":"a","dtype":"U8","shape":[0,1152921504606846976],"offset":0,"nbytes":0}"#, 8, "overflow"),
+        ("dataSizeTooLarge", #"{"name":"a","dtype":"U8","shape":[1],"offset":0,"nbytes":1}"#, 64, "data_size"),
         ("tooDeepRank", "{\"name\":\"a\",\"dtype\":\"U8\",\"shape\":[" + Array(repeating: "1", count: 40).joined(separator: ",") + "],\"offset\":0,\"nbytes\":1}", 8, "rank"),
     ]
 
@@ -59,6 +62,10 @@ import Testing
         ("noTensors", #"{"page_size":4096,"chunk_size":4096,"data_size":0}"#),
         ("metaNotString", #"{"page_size":4096,"chunk_size":4096,"data_size":0,"tensors":[],"metadata":{"a":1}}"#),
         ("hugeDataSize", #"{"page_size":4096,"chunk_size":4096,"data_size":9223372036854775807,"tensors":[]}"#),
+        ("hugePage", #"{"page_size":1073741824,"chunk_size":4096,"data_size":0,"tensors":[]}"#),
+        ("fileUnknownKey", #"{"page_size":4096,"chunk_size":4096,"data_size":0,"tensors":[],"files":[{"name":"a","offset":0,"nbytes":0,"mode":1}]}"#),
+        ("fileEscapes", #"{"page_size":4096,"chunk_size":4096,"data_size":0,"tensors":[],"files":[{"name":"../etc/passwd","offset":0,"nbytes":0}]}"#),
+        ("fileAbsolute", #"{"page_size":4096,"chunk_size":4096,"data_size":0,"tensors":[],"files":[{"name":"/x","offset":0,"nbytes":0}]}"#),
     ])
     func craftedHeaderIsRejected(_ c: (String, String)) throws {
         let dir = TempDir()

@@ -16,13 +16,13 @@ struct Convert: ParsableCommand {
     @Argument(help: "Destination file (.folio or .safetensors).") var dst: String
     @Option(help: "Scheme for every embedding table (token and n-gram embeddings).") var embeddings: String?
     @Option(help: "GLOB=SCHEME for tensors whose name matches GLOB (repeatable; first match wins).") var quantize: [String] = []
-    @Option(help: "Page size of the paged layout in bytes (power of two, 4096 to 1 GiB).") var pageSize: Int = 4096
+    @Option(help: "Page size of the paged layout in bytes (power of two, 4096 to 64 MiB).") var pageSize: Int = 4096
     @Flag(help: "Keep quantized tensors' records in safetensors output (not yet supported).") var keepQuantized = false
     @Flag(help: "Print a JSON summary.") var json = false
 
     func validate() throws {
-        guard pageSize >= 4096, pageSize <= 1 << 30, pageSize & (pageSize - 1) == 0 else {
-            throw ValidationError("--page-size \(pageSize) must be a power of two between 4096 and 1073741824")
+        guard pageSize >= 4096, pageSize <= 1 << 26, pageSize & (pageSize - 1) == 0 else {
+            throw ValidationError("--page-size \(pageSize) must be a power of two between 4096 and 67108864")
         }
         guard dst.hasSuffix(".folio") || dst.hasSuffix(".safetensors") else {
             throw ValidationError("DST '\(dst)' must end in .folio or .safetensors")
