@@ -155,6 +155,14 @@ public final class FolioFile: Sendable {
         map.advise(.dontNeed, offset: header.dataOffset + t.offset, length: t.nbytes)
     }
 
+    /// Lets the kernel drop this process's pages of rows `start..<start+count` (after
+    /// streaming over them).
+    public func releaseRows(_ t: TensorInfo, start: Int, count: Int) {
+        guard count > 0, start >= 0, start + count <= t.rowCount else { return }
+        let lo = rowByteRange(t, start).lowerBound, hi = rowByteRange(t, start + count - 1).upperBound
+        map.advise(.dontNeed, offset: lo, length: hi - lo)
+    }
+
     /// Lets the kernel drop pages of a byte range of the data region.
     public func releaseBytes(offset: Int, length: Int) {
         map.advise(.dontNeed, offset: header.dataOffset + offset, length: length)

@@ -38,7 +38,7 @@ public final class MappedFile: @unchecked Sendable {
         guard let base, size > 0 else { return }
         let start = max(0, min(offset, size))
         let end = min(size, start + max(0, min(length ?? size, size - start)))
-        let page = 4096
+        let page = Sys.pageSize
         let alignedStart = start / page * page
         guard end > alignedStart else { return }
         let sysAdvice: Sys.Advice

@@ -77,6 +77,7 @@ public struct SourceTensor: Sendable {
             f.release(e, range: lo..<hi)
         case let .folio(f, t):
             try f.readRows(t, start: start, count: count, into: out)
+            f.releaseRows(t, start: start, count: count)
         }
     }
 

@@ -269,3 +269,8 @@ extension Sys {
     static func isTerminal(_ fd: Int32) -> Bool { isatty(fd) != 0 }
     static func exit(_ code: Int32) -> Never { Glibc.exit(code) }
 }
+
+extension Sys {
+    /// The system's memory page size (madvise ranges must start on one).
+    static let pageSize: Int = Int(sysconf(Int32(_SC_PAGESIZE)))
+}
