@@ -41,3 +41,24 @@ import Folio
         #expect(e?.description.contains("m.safetensors") == true)
     }
 }
+
+@Suite struct SafetensorsMutationTests {
+    /// Random damage to a valid file: the parser either accepts it or throws ConvertError.
+    @Test func randomDamageNeverTraps() throws {
+        let valid = safetensorsBytes([
+            ("a", "F32", [2, 3], [UInt8](repeating: 1, count: 24)), ("b", "I64", [], [UInt8](repeating: 2, count: 8)),
+            ("c", "BF16", [0, 4], []),
+        ], metadata: [("format", "pt")])
+        var rng = RNG(seed: 31)
+        let alphabet = Array("{}[]:,\"0123456789-e.x ".utf8)
+        for trial in 0..<3000 {
+            var bytes = valid
+            for _ in 0..<(1 + rng.below(3)) {
+                let pos = rng.below(bytes.count)
+                bytes[pos] = trial % 2 == 0 ? alphabet[rng.below(alphabet.count)] : UInt8(truncatingIfNeeded: rng.next())
+            }
+            if trial % 7 == 0 { bytes = Array(bytes[..<rng.below(bytes.count)]) }
+            do { _ = try bytes.withUnsafeBytes { try SafetensorsHeader.parse($0, file: "m.safetensors") } } catch is ConvertError { continue }
+        }
+    }
+}

@@ -31,7 +31,12 @@ struct Gaussian {
 /// Builds a Folio file by hand from a header JSON text and data bytes, with correct
 /// checksums, so that tests can craft headers the writer would never produce.
 func craftFolio(header: String, data: [UInt8], pageSize: Int = 4096, chunkSize: Int = 1 << 20, version: UInt32 = 1) -> [UInt8] {
-    var h = Array(header.utf8)
+    craftFolio(headerBytes: Array(header.utf8), data: data, pageSize: pageSize, chunkSize: chunkSize, version: version)
+}
+
+func craftFolio(headerBytes: [UInt8], data: [UInt8], pageSize: Int = 4096, chunkSize: Int = 1 << 20, version: UInt32 = 1) -> [UInt8] {
+    var h = headerBytes
+    while h.last == 0x20 { h.removeLast() }
     while (32 + h.count) % pageSize != 0 { h.append(0x20) }
     var out = FolioFormat.magic
     func le<T: FixedWidthInteger>(_ v: T) -> [UInt8] { withUnsafeBytes(of: v.littleEndian) { Array($0) } }
