@@ -14,6 +14,8 @@ public struct SourceTensor: Sendable {
     enum Backing: Sendable {
         case safetensors(SafetensorsFile, SafetensorsEntry)
         case folio(FolioFile, TensorInfo)
+        /// Quantized row records kept in a safetensors file as a U8 [rows, record] tensor.
+        case safetensorsRecords(SafetensorsFile, SafetensorsEntry, recordSize: Int, source: DType?)
     }
 
     public var rowWidth: Int { shape.last ?? 1 }
@@ -23,15 +25,25 @@ public struct SourceTensor: Sendable {
     /// Bytes as stored in the source.
     public var storedBytes: Int {
         switch backing {
-        case let .safetensors(_, e): return e.nbytes
+        case let .safetensors(_, e), let .safetensorsRecords(_, e, _, _): return e.nbytes
         case let .folio(_, t): return t.nbytes
         }
     }
 
-    /// True when the source is paged (its rows can be copied record by record).
-    public var sourcePaged: PagedLayout? {
-        if case let .folio(_, t) = backing { return t.paged }
-        return nil
+    /// Bytes of one row record when the source stores rows as records (paged Folio tables,
+    /// quantized tensors kept in safetensors); nil for dense tensors.
+    public var recordSize: Int? {
+        switch backing {
+        case .safetensors: return nil
+        case let .folio(_, t): return t.paged?.recordSize
+        case let .safetensorsRecords(_, _, r, _): return r
+        }
+    }
+
+    /// True when the source is a paged Folio table.
+    public var isPaged: Bool {
+        if case let .folio(_, t) = backing { return t.paged != nil }
+        return false
     }
 
     /// The plain dtype of the source's dense bytes (nil for quantized or paged sources).
@@ -39,6 +51,7 @@ public struct SourceTensor: Sendable {
         switch backing {
         case let .safetensors(_, e): return e.dtype
         case let .folio(_, t): return t.paged == nil ? t.encoding.plainDType : nil
+        case .safetensorsRecords: return nil
         }
     }
 
@@ -53,6 +66,8 @@ public struct SourceTensor: Sendable {
                 f.release(e, range: at..<(at + n))
                 at += n
             } while at < e.nbytes
+        case .safetensorsRecords:
+            throw ConvertError.unsupported(file: file, reason: "tensor '\(name)' holds quantized records, not dense values")
         case let .folio(f, t):
             precondition(t.paged == nil)
             var at = 0
@@ -78,12 +93,24 @@ public struct SourceTensor: Sendable {
         case let .folio(f, t):
             try f.readRows(t, start: start, count: count, into: out)
             f.releaseRows(t, start: start, count: count)
+        case let .safetensorsRecords(f, e, rec, _):
+            let w = rowWidth
+            f.withBytes(of: e, range: (start * rec)..<((start + count) * rec)) { b in
+                for i in 0..<count { RowCodec.decode(encoding, record: b.baseAddress! + i * rec, width: w, into: out + i * w) }
+            }
+            f.release(e, range: (start * rec)..<((start + count) * rec))
         }
     }
 
     /// Copies raw row records `start..<start+count` of a paged Folio source into `out`
     /// (records packed back to back).
     public func copyRecords(start: Int, count: Int, into out: UnsafeMutableRawPointer) throws {
+        if case let .safetensorsRecords(f, e, rec, _) = backing {
+            f.withBytes(of: e, range: (start * rec)..<((start + count) * rec)) { b in
+                if count > 0 { out.copyMemory(from: b.baseAddress!, byteCount: count * rec) }
+            }
+            return
+        }
         guard case let .folio(f, t) = backing, let p = t.paged else {
             throw ConvertError.unsupported(file: file, reason: "tensor '\(name)' has no row records")
         }
@@ -97,7 +124,7 @@ public struct SourceTensor: Sendable {
     /// Drops cached pages of the whole tensor from this process.
     public func release() {
         switch backing {
-        case let .safetensors(f, e): f.release(e, range: 0..<e.nbytes)
+        case let .safetensors(f, e), let .safetensorsRecords(f, e, _, _): f.release(e, range: 0..<e.nbytes)
         case let .folio(f, t): f.release(t)
         }
     }
@@ -125,10 +152,12 @@ public struct Checkpoint: Sendable {
 
     static func openSafetensors(_ path: String) throws -> Checkpoint {
         let f = try SafetensorsFile(path: path)
-        let tensors = f.header.entries.map {
-            SourceTensor(name: $0.name, encoding: .plain($0.dtype), shape: $0.shape, file: path, backing: .safetensors(f, $0))
+        let (kept, metadata) = try KeptQuantized.read(f.header.metadata, file: path)
+        let tensors = try f.header.entries.map { e in
+            if let k = kept[e.name] { return try k.source(e, file: f) }
+            return SourceTensor(name: e.name, encoding: .plain(e.dtype), shape: e.shape, file: path, backing: .safetensors(f, e))
         }
-        return Checkpoint(path: path, format: .safetensors, tensors: tensors, metadata: f.header.metadata, files: [])
+        return Checkpoint(path: path, format: .safetensors, tensors: tensors, metadata: metadata, files: [])
     }
 
     static func openFolio(_ path: String) throws -> Checkpoint {
@@ -136,5 +165,66 @@ public struct Checkpoint: Sendable {
         let tensors = f.tensors.map { SourceTensor(name: $0.name, encoding: $0.encoding, shape: $0.shape, file: path, backing: .folio(f, $0)) }
         let files = f.header.files.map { (name: $0.name, bytes: f.fileBytes(named: $0.name) ?? []) }
         return Checkpoint(path: path, format: .folio, tensors: tensors, metadata: f.header.metadata, files: files)
+    }
+}
+
+/// Quantized tensors exported with `--keep-quantized`: each is stored as a U8 tensor of shape
+/// [rows, record bytes] (the row records without page padding) under its own name, and the
+/// `__metadata__` key `folio.quantized.NAME` holds `{"scheme": ..., "shape": [...]}`. Folio
+/// reads such files back as the quantized tensors they were.
+enum KeptQuantized {
+    static let prefix = "folio.quantized."
+
+    struct Entry {
+        let scheme: Encoding
+        let shape: [Int]
+        let sourceDType: DType?
+
+        func source(_ e: SafetensorsEntry, file f: SafetensorsFile) throws -> SourceTensor {
+            let width = shape.last ?? 1
+            let rows = shape.dropLast().reduce(1, *)
+            guard let rec = scheme.recordSize(width: width), scheme.rowProblem(width: width) == nil,
+                  e.dtype == .u8, e.shape == [rows, rec] else {
+                throw ConvertError.badTensor(file: f.path, tensor: e.name, reason: "holds \(e.dtype.rawValue) \(e.shape), but its metadata declares \(scheme.name) \(shape)")
+            }
+            return SourceTensor(name: e.name, encoding: scheme, shape: shape, file: f.path, backing: .safetensorsRecords(f, e, recordSize: rec, source: sourceDType))
+        }
+    }
+
+    static func key(_ name: String) -> String { prefix + name }
+
+    static func value(scheme: Encoding, shape: [Int], sourceDType: DType?) -> String {
+        var m: [(String, JSONValue)] = [("scheme", .string(scheme.name)), ("shape", .array(shape.map { .int($0) }))]
+        if let s = sourceDType { m.append(("source_dtype", .string(s.rawValue))) }
+        return JSONValue.object(m).serialized()
+    }
+
+    /// Splits the folio keys out of a safetensors metadata map.
+    static func read(_ metadata: [(String, String)]?, file: String) throws -> ([String: Entry], [(String, String)]?) {
+        guard let metadata else { return ([:], nil) }
+        var kept: [String: Entry] = [:]
+        var rest: [(String, String)] = []
+        for (k, v) in metadata {
+            guard k.hasPrefix(prefix) else { rest.append((k, v)); continue }
+            let name = String(k.dropFirst(prefix.count))
+            guard let json = try? JSONParser.parse(v), let sn = json["scheme"]?.stringValue, let scheme = Encoding(name: sn), scheme.isQuantized,
+                  let dims = json["shape"]?.arrayValue, !dims.isEmpty, dims.count <= FolioFormat.maxRank else {
+                throw ConvertError.badField(file: file, field: "__metadata__.\(k)", reason: "expected {\"scheme\": a quantization scheme, \"shape\": [dims]}")
+            }
+            var shape: [Int] = []
+            var count = 1
+            for d in dims {
+                guard let v = d.intValue, v <= FolioFormat.maxElements else {
+                    throw ConvertError.badField(file: file, field: "__metadata__.\(k)", reason: "shape entry \(d.serialized()) is invalid")
+                }
+                let (p, o) = count.multipliedReportingOverflow(by: v)
+                guard !o, p <= FolioFormat.maxElements else { throw ConvertError.badField(file: file, field: "__metadata__.\(k)", reason: "shape overflows") }
+                count = p
+                shape.append(v)
+            }
+            let source = json["source_dtype"]?.stringValue.flatMap { DType(rawValue: $0) }
+            kept[name] = Entry(scheme: scheme, shape: shape, sourceDType: source)
+        }
+        return (kept, rest.isEmpty && !kept.isEmpty ? nil : rest)
     }
 }

@@ -60,14 +60,14 @@ public struct TensorDecision: Sendable {
     public let target: Encoding
     public let paged: Bool
     /// True when bytes can be copied as they are.
-    public var isCopy: Bool { target == source.encoding && (paged == (source.sourcePaged != nil)) }
+    public var isCopy: Bool { target == source.encoding && paged == source.isPaged }
 }
 
 extension ConversionOptions {
     /// Decides the encoding and layout of every tensor for a Folio destination.
     public func decide(_ t: SourceTensor) throws -> TensorDecision {
         var target: Encoding? = nil
-        var paged = t.sourcePaged != nil
+        var paged = t.isPaged || t.encoding.isQuantized
         for (g, e) in rules where g.matches(t.name) { target = e; break }
         let isTable = EmbeddingTables.isEmbedding(t.name, shape: t.shape)
         if target == nil, isTable, let e = embeddings { target = e }

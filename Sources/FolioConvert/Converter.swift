@@ -74,7 +74,7 @@ public struct Converter {
             try s.forEachDensePiece { try writer.appendDense($0) }
             return report(nil)
         }
-        if d.target == s.encoding, let p = info.paged, s.sourcePaged != nil || s.denseDType != nil {
+        if d.target == s.encoding, let p = info.paged, s.recordSize != nil || s.denseDType != nil {
             // Same encoding into pages: copy records bit-exactly.
             let step = Converter.rowsPerStep(width: width)
             var buf = [UInt8](repeating: 0, count: Swift.min(rows, step) * p.recordSize)
@@ -82,7 +82,7 @@ public struct Converter {
             while r < rows {
                 let n = Swift.min(step, rows - r)
                 try buf.withUnsafeMutableBytes { b in
-                    if s.sourcePaged != nil {
+                    if s.recordSize != nil {
                         try s.copyRecords(start: r, count: n, into: b.baseAddress!)
                     } else {
                         try s.forDenseRows(start: r, count: n) { raw in b.baseAddress!.copyMemory(from: raw.baseAddress!, byteCount: raw.count) }
@@ -165,6 +165,7 @@ public struct Converter {
     func writeSafetensors(_ c: Checkpoint, to dst: String) throws -> [TensorReport] {
         var plans: [SafetensorsWriter.Plan] = []
         var targets: [Encoding] = []
+        var kept: [(String, String)] = []
         for t in c.tensors {
             var target = t.encoding
             for (g, e) in options.rules where g.matches(t.name) { target = e; break }
@@ -172,19 +173,22 @@ public struct Converter {
             if target.isQuantized && target != t.encoding {
                 throw ConvertError.badOption("tensor '\(t.name)': quantization to \(target.name) needs a .folio destination (safetensors holds plain dtypes)")
             }
-            if target.isQuantized {
-                if options.keepQuantized {
-                    throw ConvertError.badOption("--keep-quantized is not supported yet for safetensors output")
-                }
-                target = .plain(.f32)
+            if target.isQuantized, options.keepQuantized, let rec = t.recordSize {
+                // Row records as a U8 [rows, record] tensor, described in __metadata__.
+                targets.append(target)
+                plans.append(.init(name: t.name, dtype: .u8, shape: [t.rowCount, rec]))
+                kept.append((KeptQuantized.key(t.name), KeptQuantized.value(scheme: target, shape: t.shape, sourceDType: t.sourceDTypeHint)))
+                continue
             }
+            if target.isQuantized { target = .plain(.f32) }
             if target != t.encoding, !(t.encoding.isQuantized || (t.encoding.plainDType?.isFloatingPoint ?? false)) {
                 throw ConvertError.badTensor(file: t.file, tensor: t.name, reason: "is \(t.encoding.name); only floating-point tensors can be cast to \(target.name)")
             }
             targets.append(target)
             plans.append(.init(name: t.name, dtype: target.plainDType!, shape: t.shape))
         }
-        let writer = try SafetensorsWriter(path: dst, tensors: plans, metadata: c.metadata)
+        let metadata = kept.isEmpty ? c.metadata : (c.metadata ?? []) + kept
+        let writer = try SafetensorsWriter(path: dst, tensors: plans, metadata: metadata)
         do {
             var reports: [TensorReport] = []
             for (i, t) in c.tensors.enumerated() {
@@ -193,12 +197,11 @@ public struct Converter {
                 var stats: ErrorStats? = nil
                 if target == t.encoding, t.denseDType != nil {
                     try t.forEachDensePiece { try writer.append($0) }
-                } else if target == t.encoding, t.sourcePaged != nil {
+                } else if target == t.encoding, let rec = t.recordSize {
                     let step = Converter.rowsPerStep(width: t.rowWidth)
                     var r = 0
                     while r < t.rowCount {
                         let n = Swift.min(step, t.rowCount - r)
-                        let rec = t.sourcePaged!.recordSize
                         var buf = [UInt8](repeating: 0, count: n * rec)
                         try buf.withUnsafeMutableBytes { b in
                             try t.copyRecords(start: r, count: n, into: b.baseAddress!)
@@ -253,8 +256,11 @@ public struct Converter {
 extension SourceTensor {
     /// The dtype a Folio source recorded before quantization, if any.
     var sourceDTypeHint: DType? {
-        if case let .folio(_, t) = backing { return t.sourceDType }
-        return nil
+        switch backing {
+        case let .folio(_, t): return t.sourceDType
+        case let .safetensorsRecords(_, _, _, s): return s
+        case .safetensors: return nil
+        }
     }
 
     /// Calls `body` with the dense bytes of rows `start..<start+count`.
@@ -266,6 +272,8 @@ extension SourceTensor {
             try f.withBytes(of: e, range: (start * rowBytes)..<((start + count) * rowBytes)) { try body($0) }
         case let .folio(f, t):
             try f.withBytes(of: t) { all in try body(UnsafeRawBufferPointer(rebasing: all[(start * rowBytes)..<((start + count) * rowBytes)])) }
+        case .safetensorsRecords:
+            throw ConvertError.unsupported(file: file, reason: "tensor '\(name)' is not dense")
         }
     }
 }

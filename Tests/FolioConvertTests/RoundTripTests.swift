@@ -61,6 +61,21 @@ import Folio
         #expect(reports.first { $0.name == "model.norm.weight" }?.error == nil)
     }
 
+    @Test func keptQuantizedSafetensorsRoundTripToTheSameFolioBytes() throws {
+        let dir = TempDir()
+        var rng = RNG(seed: 9)
+        let emb = (0..<(50 * 128)).map { _ in rng.gaussian() }
+        writeBytes(safetensorsBytes([("tok_embeddings.weight", "F32", [50, 128], emb.withUnsafeBytes { Array($0) }),
+                                     ("bias", "F16", [3], [0, 60, 0, 61, 0, 62])], metadata: [("format", "pt")]), to: dir.file("m.safetensors"))
+        _ = try Converter(options: ConversionOptions(embeddings: .int4(group: 64))).convert(from: dir.file("m.safetensors"), to: dir.file("a.folio"))
+        _ = try Converter(options: ConversionOptions(keepQuantized: true)).convert(from: dir.file("a.folio"), to: dir.file("k.safetensors"))
+        let k = try SafetensorsFile(path: dir.file("k.safetensors"))
+        let e = try #require(k.header.entries.first { $0.name == "tok_embeddings.weight" })
+        #expect(e.dtype == .u8 && e.shape == [50, 64 / 2 * 2 + 2 * 4])
+        _ = try Converter(options: ConversionOptions()).convert(from: dir.file("k.safetensors"), to: dir.file("b.folio"))
+        #expect(readBytes(dir.file("a.folio")) == readBytes(dir.file("b.folio")))
+    }
+
     @Test func integerTensorsCannotBeQuantized() throws {
         let dir = TempDir()
         writeBytes(safetensorsBytes([("ids", "I64", [4, 32], [UInt8](repeating: 0, count: 4 * 32 * 8))]), to: dir.file("i.safetensors"))

@@ -17,7 +17,7 @@ struct Convert: ParsableCommand {
     @Option(help: "Scheme for every embedding table (token and n-gram embeddings).") var embeddings: String?
     @Option(help: "GLOB=SCHEME for tensors whose name matches GLOB (repeatable; first match wins).") var quantize: [String] = []
     @Option(help: "Page size of the paged layout in bytes (power of two, 4096 to 64 MiB).") var pageSize: Int = 4096
-    @Flag(help: "Keep quantized tensors' records in safetensors output (not yet supported).") var keepQuantized = false
+    @Flag(help: "In safetensors output, keep quantized tensors as U8 row records described in __metadata__ (folio.quantized.NAME) instead of dequantizing them to float32.") var keepQuantized = false
     @Flag(help: "Print a JSON summary.") var json = false
 
     func validate() throws {
