@@ -1,7 +1,7 @@
 import Folio
 
 /// A tensor of some checkpoint, readable in a stream: raw bytes for bit-exact copies, or
-/// rows dequantized to float32.
+/// rows dequantized to float32. Each source format supplies a `TensorStorage`.
 public struct SourceTensor: Sendable {
     public let name: String
     /// The stored encoding (a plain dtype for foreign formats).
@@ -9,13 +9,14 @@ public struct SourceTensor: Sendable {
     public let shape: [Int]
     /// Where it came from, for messages.
     public let file: String
-    let backing: Backing
+    public let storage: any TensorStorage
 
-    enum Backing: Sendable {
-        case safetensors(SafetensorsFile, SafetensorsEntry)
-        case folio(FolioFile, TensorInfo)
-        /// Quantized row records kept in a safetensors file as a U8 [rows, record] tensor.
-        case safetensorsRecords(SafetensorsFile, SafetensorsEntry, recordSize: Int, source: DType?)
+    public init(name: String, encoding: Encoding, shape: [Int], file: String, storage: any TensorStorage) {
+        self.name = name
+        self.encoding = encoding
+        self.shape = shape
+        self.file = file
+        self.storage = storage
     }
 
     public var rowWidth: Int { shape.last ?? 1 }
@@ -23,111 +24,45 @@ public struct SourceTensor: Sendable {
     public var elementCount: Int { shape.reduce(1, *) }
 
     /// Bytes as stored in the source.
-    public var storedBytes: Int {
-        switch backing {
-        case let .safetensors(_, e), let .safetensorsRecords(_, e, _, _): return e.nbytes
-        case let .folio(_, t): return t.nbytes
-        }
-    }
-
-    /// Bytes of one row record when the source stores rows as records (paged Folio tables,
-    /// quantized tensors kept in safetensors); nil for dense tensors.
-    public var recordSize: Int? {
-        switch backing {
-        case .safetensors: return nil
-        case let .folio(_, t): return t.paged?.recordSize
-        case let .safetensorsRecords(_, _, r, _): return r
-        }
-    }
-
+    public var storedBytes: Int { storage.storedBytes }
+    /// Bytes of one row record when the source stores rows as records; nil for dense tensors.
+    public var recordSize: Int? { storage.recordSize }
     /// True when the source is a paged Folio table.
-    public var isPaged: Bool {
-        if case let .folio(_, t) = backing { return t.paged != nil }
-        return false
-    }
-
+    public var isPaged: Bool { storage.isPaged }
     /// The plain dtype of the source's dense bytes (nil for quantized or paged sources).
-    public var denseDType: DType? {
-        switch backing {
-        case let .safetensors(_, e): return e.dtype
-        case let .folio(_, t): return t.paged == nil ? t.encoding.plainDType : nil
-        case .safetensorsRecords: return nil
+    public var denseDType: DType? { storage.denseDType }
+    /// The dtype the values had before the source quantized them, when it says.
+    public var sourceDTypeHint: DType? { storage.sourceDType }
+
+    /// Streams the dense bytes in pieces of about `piece` bytes (at least one call, possibly
+    /// empty), releasing pages behind.
+    public func forEachDensePiece(piece: Int = 16 << 20, _ body: (UnsafeRawBufferPointer) throws -> Void) throws {
+        guard denseDType != nil else {
+            throw ConvertError.unsupported(file: file, reason: "tensor '\(name)' holds \(encoding.name) records, not dense values")
         }
+        try storage.forEachDensePiece(piece: piece, body)
     }
 
-    /// Streams the dense bytes in pieces of about `piece` bytes, releasing pages behind.
-    public func forEachDensePiece(piece: Int = 16 << 20, _ body: (UnsafeRawBufferPointer) throws -> Void) throws {
-        switch backing {
-        case let .safetensors(f, e):
-            var at = 0
-            repeat {
-                let n = min(piece, e.nbytes - at)
-                try f.withBytes(of: e, range: at..<(at + n)) { try body($0) }
-                f.release(e, range: at..<(at + n))
-                at += n
-            } while at < e.nbytes
-        case .safetensorsRecords:
-            throw ConvertError.unsupported(file: file, reason: "tensor '\(name)' holds quantized records, not dense values")
-        case let .folio(f, t):
-            precondition(t.paged == nil)
-            var at = 0
-            repeat {
-                let n = min(piece, t.nbytes - at)
-                try f.withBytes(of: t) { all in try body(UnsafeRawBufferPointer(rebasing: all[at..<(at + n)])) }
-                f.releaseBytes(offset: t.offset + at, length: n)
-                at += n
-            } while at < t.nbytes
-        }
+    /// Calls `body` with the dense bytes of rows `start..<start+count`.
+    public func forDenseRows(start: Int, count: Int, _ body: (UnsafeRawBufferPointer) throws -> Void) throws {
+        guard let d = denseDType else { throw ConvertError.unsupported(file: file, reason: "tensor '\(name)' is not dense") }
+        let rowBytes = rowWidth * d.size
+        try storage.withDenseBytes(range: (start * rowBytes)..<((start + count) * rowBytes), body)
     }
 
     /// Reads rows `start..<start+count` as float32 (dequantized when needed).
     public func readRows(start: Int, count: Int, into out: UnsafeMutablePointer<Float>) throws {
-        switch backing {
-        case let .safetensors(f, e):
-            let w = rowWidth
-            let lo = start * w * e.dtype.size, hi = (start + count) * w * e.dtype.size
-            f.withBytes(of: e, range: lo..<hi) { b in
-                if let base = b.baseAddress { e.dtype.toFloat(base, count: count * w, into: out) }
-            }
-            f.release(e, range: lo..<hi)
-        case let .folio(f, t):
-            try f.readRows(t, start: start, count: count, into: out)
-            f.releaseRows(t, start: start, count: count)
-        case let .safetensorsRecords(f, e, rec, _):
-            let w = rowWidth
-            f.withBytes(of: e, range: (start * rec)..<((start + count) * rec)) { b in
-                for i in 0..<count { RowCodec.decode(encoding, record: b.baseAddress! + i * rec, width: w, into: out + i * w) }
-            }
-            f.release(e, range: (start * rec)..<((start + count) * rec))
-        }
+        try storage.readRows(start: start, count: count, width: rowWidth, encoding: encoding, into: out)
     }
 
-    /// Copies raw row records `start..<start+count` of a paged Folio source into `out`
-    /// (records packed back to back).
+    /// Copies raw row records `start..<start+count` into `out`, packed back to back.
     public func copyRecords(start: Int, count: Int, into out: UnsafeMutableRawPointer) throws {
-        if case let .safetensorsRecords(f, e, rec, _) = backing {
-            f.withBytes(of: e, range: (start * rec)..<((start + count) * rec)) { b in
-                if count > 0 { out.copyMemory(from: b.baseAddress!, byteCount: count * rec) }
-            }
-            return
-        }
-        guard case let .folio(f, t) = backing, let p = t.paged else {
-            throw ConvertError.unsupported(file: file, reason: "tensor '\(name)' has no row records")
-        }
-        f.withBytes(of: t) { all in
-            for i in 0..<count {
-                (out + i * p.recordSize).copyMemory(from: all.baseAddress! + p.rowOffset(start + i), byteCount: p.recordSize)
-            }
-        }
+        guard recordSize != nil else { throw ConvertError.unsupported(file: file, reason: "tensor '\(name)' has no row records") }
+        try storage.copyRecords(start: start, count: count, into: out)
     }
 
     /// Drops cached pages of the whole tensor from this process.
-    public func release() {
-        switch backing {
-        case let .safetensors(f, e), let .safetensorsRecords(f, e, _, _): f.release(e, range: 0..<e.nbytes)
-        case let .folio(f, t): f.release(t)
-        }
-    }
+    public func release() { storage.release() }
 }
 
 /// A checkpoint opened for reading: its tensors, `__metadata__` and carried files.
@@ -155,14 +90,14 @@ public struct Checkpoint: Sendable {
         let (kept, metadata) = try KeptQuantized.read(f.header.metadata, file: path)
         let tensors = try f.header.entries.map { e in
             if let k = kept[e.name] { return try k.source(e, file: f) }
-            return SourceTensor(name: e.name, encoding: .plain(e.dtype), shape: e.shape, file: path, backing: .safetensors(f, e))
+            return SourceTensor(name: e.name, encoding: .plain(e.dtype), shape: e.shape, file: path, storage: SafetensorsStorage(file: f, entry: e))
         }
         return Checkpoint(path: path, format: .safetensors, tensors: tensors, metadata: metadata, files: [])
     }
 
     static func openFolio(_ path: String) throws -> Checkpoint {
         let f = try FolioFile(path: path)
-        let tensors = f.tensors.map { SourceTensor(name: $0.name, encoding: $0.encoding, shape: $0.shape, file: path, backing: .folio(f, $0)) }
+        let tensors = f.tensors.map { SourceTensor(name: $0.name, encoding: $0.encoding, shape: $0.shape, file: path, storage: FolioStorage(file: f, tensor: $0)) }
         let files = f.header.files.map { (name: $0.name, bytes: f.fileBytes(named: $0.name) ?? []) }
         return Checkpoint(path: path, format: .folio, tensors: tensors, metadata: f.header.metadata, files: files)
     }
@@ -187,7 +122,7 @@ enum KeptQuantized {
                   e.dtype == .u8, e.shape == [rows, rec] else {
                 throw ConvertError.badTensor(file: f.path, tensor: e.name, reason: "holds \(e.dtype.rawValue) \(e.shape), but its metadata declares \(scheme.name) \(shape)")
             }
-            return SourceTensor(name: e.name, encoding: scheme, shape: shape, file: f.path, backing: .safetensorsRecords(f, e, recordSize: rec, source: sourceDType))
+            return SourceTensor(name: e.name, encoding: scheme, shape: shape, file: f.path, storage: SafetensorsRecordsStorage(file: f, entry: e, recordSize: rec, sourceDType: sourceDType))
         }
     }
 

@@ -253,27 +253,3 @@ public struct Converter {
     }
 }
 
-extension SourceTensor {
-    /// The dtype a Folio source recorded before quantization, if any.
-    var sourceDTypeHint: DType? {
-        switch backing {
-        case let .folio(_, t): return t.sourceDType
-        case let .safetensorsRecords(_, _, _, s): return s
-        case .safetensors: return nil
-        }
-    }
-
-    /// Calls `body` with the dense bytes of rows `start..<start+count`.
-    func forDenseRows(start: Int, count: Int, _ body: (UnsafeRawBufferPointer) throws -> Void) throws {
-        guard let d = denseDType else { throw ConvertError.unsupported(file: file, reason: "tensor '\(name)' is not dense") }
-        let rowBytes = rowWidth * d.size
-        switch backing {
-        case let .safetensors(f, e):
-            try f.withBytes(of: e, range: (start * rowBytes)..<((start + count) * rowBytes)) { try body($0) }
-        case let .folio(f, t):
-            try f.withBytes(of: t) { all in try body(UnsafeRawBufferPointer(rebasing: all[(start * rowBytes)..<((start + count) * rowBytes)])) }
-        case .safetensorsRecords:
-            throw ConvertError.unsupported(file: file, reason: "tensor '\(name)' is not dense")
-        }
-    }
-}
