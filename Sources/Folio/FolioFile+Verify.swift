@@ -23,8 +23,8 @@ public struct VerifyReport: Sendable {
 }
 
 extension FolioFile {
-    /// Checks the chunk-hash table and recomputes every data chunk's checksum. Pages are
-    /// released as it goes so that memory use stays flat.
+    /// Checks the chunk-hash table and, when it is intact, recomputes every data chunk's
+    /// checksum. Pages are released as it goes so that memory use stays flat.
     public func verify(progress: ((Int, Int) -> Void)? = nil) -> VerifyReport {
         let h = header
         var damaged: [ChunkDamage] = []
@@ -34,7 +34,9 @@ extension FolioFile {
             let stored = all.loadUnaligned(fromByteOffset: all.count - 16, as: UInt64.self).littleEndian
             let actual = Checksum.xxh3(table)
             if stored != actual {
-                tableDamage = "the chunk checksum table (bytes \(h.trailerOffset)..<\(all.count - 8)) is damaged: stored \(hex(stored)), computed \(hex(actual))"
+                // The per-chunk hashes cannot be trusted, so no chunk is blamed.
+                tableDamage = "the chunk checksum table (bytes \(h.trailerOffset)..<\(all.count - 8)) is damaged: stored \(hex(stored)), computed \(hex(actual)); data chunks cannot be checked"
+                return
             }
             for c in 0..<h.chunkCount {
                 let start = c * h.chunkSize

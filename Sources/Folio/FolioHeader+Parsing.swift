@@ -96,11 +96,11 @@ struct HeaderFields {
         }
         pageSize = try int(json, "page_size")
         guard pageSize >= FolioFormat.minPageSize, pageSize <= FolioFormat.maxPageSize, pageSize & (pageSize - 1) == 0 else {
-            throw FolioError.badHeader(file: file, field: "page_size", reason: "\(pageSize) is not a power of two in \(FolioFormat.minPageSize)...\(FolioFormat.maxPageSize)")
+            throw FolioError.badHeader(file: file, field: "page_size", reason: "\(pageSize) must be a power of two in \(FolioFormat.minPageSize)...\(FolioFormat.maxPageSize)")
         }
         chunkSize = try int(json, "chunk_size")
         guard chunkSize >= FolioFormat.minChunkSize, chunkSize <= FolioFormat.maxChunkSize, chunkSize & (chunkSize - 1) == 0 else {
-            throw FolioError.badHeader(file: file, field: "chunk_size", reason: "\(chunkSize) is not a power of two in \(FolioFormat.minChunkSize)...\(FolioFormat.maxChunkSize)")
+            throw FolioError.badHeader(file: file, field: "chunk_size", reason: "\(chunkSize) must be a power of two in \(FolioFormat.minChunkSize)...\(FolioFormat.maxChunkSize)")
         }
         dataSize = try int(json, "data_size")
         guard dataSize <= Int.max / 2 else { throw FolioError.badHeader(file: file, field: "data_size", reason: "\(dataSize) is too large") }
@@ -195,10 +195,10 @@ struct HeaderFields {
         var count = 1
         for d in shapeList {
             guard let v = d.intValue else { throw bad("shape entry \(d.serialized()) is not a non-negative integer below 2^63") }
-            guard v <= FolioFormat.maxElements else { throw bad("shape entry \(v) exceeds the limit of 2^59 (overflow)") }
+            guard v <= FolioFormat.maxElements else { throw bad("shape entry \(v) exceeds the limit of 2^59 elements") }
             shape.append(v)
             let (p, o) = count.multipliedReportingOverflow(by: v)
-            guard !o, p <= FolioFormat.maxElements else { throw bad("shape \(shapeList.map { $0.serialized() }) has too many elements (overflow)") }
+            guard !o, p <= FolioFormat.maxElements else { throw bad("shape [\(shapeList.map { $0.serialized() }.joined(separator: ", "))] has more than 2^59 elements (the product overflows)") }
             count = p
         }
         let offset = try int(entry, "offset", in: field)

@@ -72,8 +72,11 @@ public final class FolioWriter {
         for f in files {
             guard names.insert("file:" + f.name).inserted else { throw FolioError.invalidUse(file: path, reason: "embedded file '\(f.name)' is listed twice") }
             guard let at = alignUp(cursor, FolioFormat.denseAlignment) else { throw FolioError.invalidUse(file: path, reason: "layout overflow") }
+            guard f.nbytes >= 0, case (let end, false) = at.addingReportingOverflow(f.nbytes), end <= Int.max / 2 else {
+                throw FolioError.invalidUse(file: path, reason: "embedded file '\(f.name)' has an invalid size \(f.nbytes)")
+            }
             fileEntries.append(EmbeddedFile(name: f.name, offset: at, nbytes: f.nbytes))
-            cursor = at + f.nbytes
+            cursor = end
         }
         var infos: [TensorInfo] = []
         for t in tensors {
@@ -111,8 +114,11 @@ public final class FolioWriter {
             guard let at = alignUp(cursor, t.paged ? pageSize : FolioFormat.denseAlignment) else {
                 throw FolioError.invalidUse(file: path, reason: "layout overflow")
             }
+            guard case (let end, false) = at.addingReportingOverflow(nbytes), end <= Int.max / 2 else {
+                throw FolioError.badTensor(file: path, tensor: t.name, reason: "the file would exceed the maximum data size")
+            }
             infos.append(TensorInfo(name: t.name, encoding: t.encoding, shape: t.shape, offset: at, nbytes: nbytes, paged: layout, sourceDType: t.sourceDType))
-            cursor = at + nbytes
+            cursor = end
         }
         let json = FolioWriter.headerJSON(pageSize: pageSize, chunkSize: chunkSize, dataSize: cursor, metadata: metadata, tensors: infos, files: fileEntries)
         var headerBytes = Array(json.serialized().utf8)

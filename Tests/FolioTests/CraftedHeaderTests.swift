@@ -38,8 +38,8 @@ import Testing
         ("unknownField", #"{"name":"a","dtype":"U8","shape":[1],"offset":0,"nbytes":1,"crc":1}"#, 8, "unknown field"),
         ("emptyName", #"{"name":"","dtype":"U8","shape":[1],"offset":0,"nbytes":1}"#, 8, "name"),
         ("groupMismatch", #"{"name":"a","dtype":"int4/g32","shape":[1,48],"offset":0,"nbytes":32,"layout":"paged","row_stride":32,"rows_per_page":128}"#, 32, "group size"),
-        ("zeroRowsHugeWidth", #"{"name":"a","dtype":"affine8/g32","shape":[0,9223372036854775776],"offset":0,"nbytes":0,"layout":"paged","row_stride":4096,"rows_per_page":1}"#, 8, "overflow"),
-        ("zeroThenHuge", #"{"name":"a","dtype":"U8","shape":[0,1152921504606846976],"offset":0,"nbytes":0}"#, 8, "overflow"),
+        ("zeroRowsHugeWidth", #"{"name":"a","dtype":"affine8/g32","shape":[0,9223372036854775776],"offset":0,"nbytes":0,"layout":"paged","row_stride":4096,"rows_per_page":1}"#, 8, "2^59"),
+        ("zeroThenHuge", #"{"name":"a","dtype":"U8","shape":[0,1152921504606846976],"offset":0,"nbytes":0}"#, 8, "2^59"),
         ("dataSizeTooLarge", #"{"name":"a","dtype":"U8","shape":[1],"offset":0,"nbytes":1}"#, 64, "data_size"),
         ("tooDeepRank", "{\"name\":\"a\",\"dtype\":\"U8\",\"shape\":[" + Array(repeating: "1", count: 40).joined(separator: ",") + "],\"offset\":0,\"nbytes\":1}", 8, "rank"),
     ]

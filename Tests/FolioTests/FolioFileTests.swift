@@ -97,6 +97,7 @@ func sampleFile(in dir: TempDir, pageSize: Int = 4096, chunkSize: Int = 4096) th
             bytes[pos] ^= 0x20
             let report = try openFolio(bytes, in: dir, name: "t.folio").verify()
             #expect(report.tableDamage != nil, "flip at \(pos) not detected")
+            #expect(report.damagedChunks.isEmpty, "a damaged table must not blame data chunks")
         }
     }
 
