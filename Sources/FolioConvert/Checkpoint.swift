@@ -33,6 +33,8 @@ public struct SourceTensor: Sendable {
     public var denseDType: DType? { storage.denseDType }
     /// The dtype the values had before the source quantized them, when it says.
     public var sourceDTypeHint: DType? { storage.sourceDType }
+    /// The stored type as the source format names it ("Q4_K", "BF16", "int8/g32").
+    public var storedType: String { storage.storedTypeName ?? encoding.name }
 
     /// Streams the dense bytes in pieces of about `piece` bytes (at least one call, possibly
     /// empty), releasing pages behind.
@@ -67,7 +69,7 @@ public struct SourceTensor: Sendable {
 
 /// A checkpoint opened for reading: its tensors, `__metadata__` and carried files.
 public struct Checkpoint: Sendable {
-    public enum Format: String, Sendable { case safetensors, folio, huggingFace = "huggingface" }
+    public enum Format: String, Sendable { case safetensors, folio, huggingFace = "huggingface", gguf, numpy, pytorch }
 
     public let path: String
     public let format: Format
@@ -76,13 +78,16 @@ public struct Checkpoint: Sendable {
     /// Files carried along (config.json, tokenizer files): name and bytes.
     public let files: [(name: String, bytes: [UInt8])]
 
-    /// Opens a `.safetensors` file, a `.folio` file or a Hugging Face model folder.
-    public static func open(_ path: String) throws -> Checkpoint {
+    /// Opens a `.safetensors`, `.folio` or `.gguf` file or a Hugging Face model folder.
+    /// `keepQuantized` presents GGUF blocks that a Folio scheme holds without loss (Q8_0,
+    /// Q4_0, Q4_1) as that scheme instead of dequantizing them.
+    public static func open(_ path: String, keepQuantized: Bool = false) throws -> Checkpoint {
         if FileSystem.isDirectory(path) { return try openFolder(path) }
         guard FileSystem.exists(path) else { throw ConvertError.badFile(file: path, reason: "no such file or folder") }
         if path.hasSuffix(".folio") { return try openFolio(path) }
         if path.hasSuffix(".safetensors") { return try openSafetensors(path) }
-        throw ConvertError.unsupported(file: path, reason: "unknown input format (expected .safetensors, .folio or a Hugging Face model folder)")
+        if path.hasSuffix(".gguf") { return try openGGUF(path, keepQuantized: keepQuantized) }
+        throw ConvertError.unsupported(file: path, reason: "unknown input format (expected .safetensors, .folio, .gguf or a Hugging Face model folder)")
     }
 
     static func openSafetensors(_ path: String) throws -> Checkpoint {

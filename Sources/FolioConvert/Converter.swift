@@ -29,7 +29,7 @@ public struct Converter {
     static func rowsPerStep(width: Int) -> Int { Swift.max(1, (4 << 20) / Swift.max(1, width)) }
 
     public func convert(from src: String, to dst: String) throws -> [TensorReport] {
-        let checkpoint = try Checkpoint.open(src)
+        let checkpoint = try Checkpoint.open(src, keepQuantized: options.keepQuantized)
         if dst.hasSuffix(".folio") { return try writeFolio(checkpoint, to: dst) }
         if dst.hasSuffix(".safetensors") { return try writeSafetensors(checkpoint, to: dst) }
         throw ConvertError.badOption("destination '\(dst)' must end in .folio or .safetensors")
@@ -65,7 +65,7 @@ public struct Converter {
     private func writeTensor(_ d: TensorDecision, info: TensorInfo, writer: FolioWriter) throws -> TensorReport {
         let s = d.source
         func report(_ e: ErrorStats?) -> TensorReport {
-            TensorReport(name: s.name, sourceDType: s.encoding.name, scheme: d.target.name, shape: s.shape,
+            TensorReport(name: s.name, sourceDType: s.storedType, scheme: d.target.name, shape: s.shape,
                          bytesIn: s.storedBytes, bytesOut: info.nbytes, paged: info.paged != nil, error: e)
         }
         let width = s.rowWidth, rows = s.rowCount
@@ -237,9 +237,10 @@ public struct Converter {
                         }
                         r += n
                     }
-                    if !t.encoding.isQuantized { stats = e }
+                    // Casts are lossy; dequantizing a source block format to F32 is exact.
+                    if target != t.encoding { stats = e }
                 }
-                reports.append(TensorReport(name: t.name, sourceDType: t.encoding.name, scheme: target.name, shape: t.shape,
+                reports.append(TensorReport(name: t.name, sourceDType: t.storedType, scheme: target.name, shape: t.shape,
                                             bytesIn: t.storedBytes, bytesOut: outBytes, paged: false, error: stats))
                 t.release()
                 progress?(i + 1, c.tensors.count)

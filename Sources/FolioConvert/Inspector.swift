@@ -33,6 +33,20 @@ public enum Inspector {
             members.append(("files", .array(f.header.files.map {
                 .object([("name", .string($0.name)), ("offset", .int(f.header.dataOffset + $0.offset)), ("nbytes", .int($0.nbytes))])
             })))
+        } else if checkpoint.format == .gguf {
+            let f = try GGUFFile(path: path)
+            members = [
+                ("format", .string("gguf")), ("version", .int(f.header.version)), ("page_size", .null),
+                ("alignment", .int(f.header.alignment)), ("file_size", .int(f.fileSize)),
+                ("metadata", .object(f.header.metadata.map { ($0.0, $0.1.json) })),
+            ]
+            let wanted = Set(sources.map(\.name))
+            for t in f.header.tensors where wanted.contains(t.name) {
+                tensors.append(.object([
+                    ("name", .string(t.name)), ("dtype", .string(t.type.name)), ("shape", .array(t.shape.map { .int($0) })),
+                    ("offset", .int(f.header.dataStart + t.offset)), ("nbytes", .int(t.nbytes)),
+                ]))
+            }
         } else {
             let f = try SafetensorsFile(path: path)
             members = [

@@ -14,6 +14,9 @@ public protocol TensorStorage: Sendable {
     var denseDType: DType? { get }
     /// The dtype before quantization, when the source records it.
     var sourceDType: DType? { get }
+    /// The source format's own name for the stored type when it differs from the encoding
+    /// presented (for example "Q4_K" for a GGUF block type read as F32).
+    var storedTypeName: String? { get }
 
     /// Streams the dense bytes in order, in pieces of about `piece` bytes: at least one call
     /// (an empty piece for an empty tensor).
@@ -32,6 +35,7 @@ extension TensorStorage {
     public var recordSize: Int? { nil }
     public var isPaged: Bool { false }
     public var sourceDType: DType? { nil }
+    public var storedTypeName: String? { nil }
     public func copyRecords(start: Int, count: Int, into out: UnsafeMutableRawPointer) throws {
         throw ConvertError.unsupported(file: "", reason: "this tensor has no row records")
     }

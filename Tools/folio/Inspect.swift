@@ -20,7 +20,11 @@ struct Inspect: ParsableCommand {
         if let p = doc["page_size"]?.intValue { head += ", page size \(p)" }
         head += ", \(doc["file_size"]?.intValue ?? 0) bytes, \(doc["tensors"]?.arrayValue?.count ?? 0) tensors"
         lines.append(head)
-        for (k, v) in doc["metadata"]?.objectValue ?? [] { lines.append("  metadata \(k) = \(v.stringValue ?? "")") }
+        for (k, v) in doc["metadata"]?.objectValue ?? [] {
+            var text = v.stringValue ?? v.serialized()
+            if text.count > 120 { text = String(text.prefix(117)) + "..." }
+            lines.append("  metadata \(k) = \(text)")
+        }
         for f in doc["files"]?.arrayValue ?? [] {
             lines.append("  file \(f["name"]?.stringValue ?? "") (\(f["nbytes"]?.intValue ?? 0) bytes)")
         }
