@@ -35,22 +35,38 @@ public struct ConversionOptions: Sendable {
     }
 }
 
-/// Recognizes embedding tables by name: token embeddings of the usual architectures and the
-/// n-gram embedding tables of LongCat-Flash-Lite.
+/// Recognizes embedding tables by role: token embeddings of the usual architectures, BERT's
+/// word, position and token-type embeddings, an lm_head tied to the token embeddings, and the
+/// n-gram embedding tables of LongCat-Flash-Lite (`model.ngram_embeddings.embedders.N`).
 public enum EmbeddingTables {
     static let suffixes = [
-        "embed_tokens.weight", "word_embeddings.weight", "tok_embeddings.weight", "wte.weight",
-        "token_embd.weight", "embeddings.weight", "embedding.weight", "embed.weight",
+        "embed_tokens.weight", "word_embeddings.weight", "tok_embeddings.weight", "wte.weight", "wpe.weight",
+        "token_embd.weight", "position_embeddings.weight", "token_type_embeddings.weight",
+        "embeddings.weight", "embedding.weight", "embed.weight",
     ]
 
+    /// Whether a tensor's name and shape mark it as an embedding table.
     public static func isEmbedding(_ name: String, shape: [Int]) -> Bool {
         guard shape.count == 2 else { return false }
         let n = name.lowercased()
         if n.contains("norm") { return false }
         if suffixes.contains(where: { n.hasSuffix($0) }) { return true }
-        // LongCat n-gram tables and other "...ngram..." embedding stacks.
+        if n.contains("ngram_embeddings.embedders.") && n.hasSuffix(".weight") { return true }
         if n.contains("ngram") && n.contains("emb") { return true }
         return false
+    }
+
+    /// Names of every embedding table of a checkpoint, including an lm_head that config.json
+    /// declares tied to the token embeddings (`tie_word_embeddings`).
+    public static func tables(in c: Checkpoint) -> Set<String> {
+        var names = Set(c.tensors.filter { isEmbedding($0.name, shape: $0.shape) }.map(\.name))
+        if let config = c.files.first(where: { $0.name == "config.json" }),
+           let json = try? JSONParser.parse(config.bytes), json["tie_word_embeddings"]?.boolValue == true {
+            for t in c.tensors where t.shape.count == 2 && (t.name == "lm_head.weight" || t.name.hasSuffix(".lm_head.weight")) {
+                names.insert(t.name)
+            }
+        }
+        return names
     }
 }
 
@@ -59,34 +75,57 @@ public struct TensorDecision: Sendable {
     public let source: SourceTensor
     public let target: Encoding
     public let paged: Bool
+    /// Why a requested scheme was not applied (for the summary), if it was not.
+    public let note: String?
     /// True when bytes can be copied as they are.
     public var isCopy: Bool { target == source.encoding && paged == source.isPaged }
 }
 
-extension ConversionOptions {
-    /// Decides the encoding and layout of every tensor for a Folio destination.
+/// Decides, tensor by tensor, what a conversion does.
+///
+/// Rules (`--quantize GLOB=SCHEME`) are tried in order and the first match wins; then
+/// `--embeddings` applies to embedding tables. A rule whose pattern names one tensor exactly
+/// must be applicable, or the conversion fails. A pattern with wildcards, and `--embeddings`,
+/// skip tensors the scheme cannot hold (integer tensors such as position ids; 0-d and 1-d
+/// tensors for quantized schemes; rows that are not a multiple of the group size), which
+/// are kept as they are and noted in the summary, as llama.cpp does.
+public struct ConversionPlanner: Sendable {
+    public let options: ConversionOptions
+    public let tables: Set<String>
+
+    public init(options: ConversionOptions, checkpoint: Checkpoint) {
+        self.options = options
+        tables = EmbeddingTables.tables(in: checkpoint)
+    }
+
     public func decide(_ t: SourceTensor) throws -> TensorDecision {
-        var target: Encoding? = nil
-        var paged = t.isPaged || t.encoding.isQuantized
-        for (g, e) in rules where g.matches(t.name) { target = e; break }
-        let isTable = EmbeddingTables.isEmbedding(t.name, shape: t.shape)
-        if target == nil, isTable, let e = embeddings { target = e }
-        guard let target else { return TensorDecision(source: t, target: t.encoding, paged: paged) }
-        if target == t.encoding && !isTable { return TensorDecision(source: t, target: target, paged: paged) }
+        let keep = TensorDecision(source: t, target: t.encoding, paged: t.isPaged || t.encoding.isQuantized, note: nil)
+        let isTable = tables.contains(t.name)
+        var requested: (Encoding, exact: Bool, source: String)? = nil
+        for (g, e) in options.rules where g.matches(t.name) {
+            requested = (e, !g.hasWildcards, "--quantize \(g.pattern)=\(e.name)")
+            break
+        }
+        if requested == nil, isTable, let e = options.embeddings { requested = (e, false, "--embeddings \(e.name)") }
+        guard let (target, exact, origin) = requested else { return keep }
+        if let problem = problem(t, target) {
+            if exact { throw ConvertError.badTensor(file: t.file, tensor: t.name, reason: "\(problem) (\(origin))") }
+            return TensorDecision(source: t, target: t.encoding, paged: keep.paged, note: "kept as \(t.encoding.name): \(problem)")
+        }
+        let paged = target.isQuantized || (isTable && options.embeddings != nil) || (t.isPaged && target == t.encoding)
+        return TensorDecision(source: t, target: target, paged: paged, note: nil)
+    }
+
+    /// Why `target` cannot hold tensor `t`, or nil.
+    func problem(_ t: SourceTensor, _ target: Encoding) -> String? {
+        if target == t.encoding { return nil }
         guard t.encoding.isQuantized || (t.encoding.plainDType?.isFloatingPoint ?? false) else {
-            throw ConvertError.badTensor(file: t.file, tensor: t.name, reason: "is \(t.encoding.name); only floating-point tensors can be cast or quantized to \(target.name)")
+            return "is \(t.encoding.name); only floating-point tensors can be cast or quantized to \(target.name)"
         }
         if target.isQuantized {
-            guard !t.shape.isEmpty else {
-                throw ConvertError.badTensor(file: t.file, tensor: t.name, reason: "is 0-d; \(target.name) quantizes rows")
-            }
-            if let p = target.rowProblem(width: t.rowWidth) {
-                throw ConvertError.badTensor(file: t.file, tensor: t.name, reason: "cannot be quantized to \(target.name): \(p)")
-            }
-            paged = true
-        } else if isTable && !t.shape.isEmpty && embeddings != nil {
-            paged = true
+            if t.shape.count < 2 { return "is \(t.shape.count)-d; \(target.name) quantizes rows of matrices" }
+            if let p = target.rowProblem(width: t.rowWidth) { return "cannot be quantized to \(target.name): \(p)" }
         }
-        return TensorDecision(source: t, target: target, paged: paged)
+        return nil
     }
 }

@@ -11,6 +11,8 @@ public struct TensorReport: Sendable {
     public let paged: Bool
     /// Reconstruction error for lossy conversions (nil when bytes were kept exactly).
     public let error: ErrorStats?
+    /// Why a requested scheme was not applied, if it was not.
+    public var note: String? = nil
 }
 
 /// Converts checkpoints to Folio or safetensors in a stream: no tensor is held whole in
@@ -38,7 +40,8 @@ public struct Converter {
     // MARK: Folio
 
     func writeFolio(_ c: Checkpoint, to dst: String) throws -> [TensorReport] {
-        let decisions = try c.tensors.map { try options.decide($0) }
+        let planner = ConversionPlanner(options: options, checkpoint: c)
+        let decisions = try c.tensors.map { try planner.decide($0) }
         let plans = decisions.map {
             TensorPlan(name: $0.source.name, encoding: $0.target, shape: $0.source.shape, paged: $0.paged,
                        sourceDType: $0.target == $0.source.encoding ? $0.source.sourceDTypeHint : ($0.source.encoding.plainDType ?? $0.source.sourceDTypeHint))
@@ -66,7 +69,7 @@ public struct Converter {
         let s = d.source
         func report(_ e: ErrorStats?) -> TensorReport {
             TensorReport(name: s.name, sourceDType: s.storedType, scheme: d.target.name, shape: s.shape,
-                         bytesIn: s.storedBytes, bytesOut: info.nbytes, paged: info.paged != nil, error: e)
+                         bytesIn: s.storedBytes, bytesOut: info.nbytes, paged: info.paged != nil, error: e, note: d.note)
         }
         let width = s.rowWidth, rows = s.rowCount
         if d.target == s.encoding, info.paged == nil, s.denseDType != nil {
@@ -163,13 +166,14 @@ public struct Converter {
     // MARK: safetensors
 
     func writeSafetensors(_ c: Checkpoint, to dst: String) throws -> [TensorReport] {
+        let planner = ConversionPlanner(options: options, checkpoint: c)
         var plans: [SafetensorsWriter.Plan] = []
         var targets: [Encoding] = []
         var kept: [(String, String)] = []
         for t in c.tensors {
             var target = t.encoding
-            for (g, e) in options.rules where g.matches(t.name) { target = e; break }
-            if target == t.encoding, options.embeddings != nil, EmbeddingTables.isEmbedding(t.name, shape: t.shape) { target = options.embeddings! }
+            let decision = try planner.decide(t)
+            target = decision.target
             if target.isQuantized && target != t.encoding {
                 throw ConvertError.badOption("tensor '\(t.name)': quantization to \(target.name) needs a .folio destination (safetensors holds plain dtypes)")
             }

@@ -9,6 +9,9 @@ public struct Glob: Sendable, Hashable {
         chars = Array(pattern)
     }
 
+    /// True when the pattern can match more than one name.
+    public var hasWildcards: Bool { chars.contains { $0 == "*" || $0 == "?" || $0 == "[" } }
+
     public func matches(_ name: String) -> Bool {
         let s = Array(name)
         var p = 0, i = 0

@@ -76,13 +76,54 @@ import Folio
         #expect(readBytes(dir.file("a.folio")) == readBytes(dir.file("b.folio")))
     }
 
-    @Test func integerTensorsCannotBeQuantized() throws {
+    @Test func integerTensorsCannotBeQuantizedByName() throws {
         let dir = TempDir()
         writeBytes(safetensorsBytes([("ids", "I64", [4, 32], [UInt8](repeating: 0, count: 4 * 32 * 8))]), to: dir.file("i.safetensors"))
-        let options = ConversionOptions(rules: [(Glob("*"), .int8(group: nil))])
+        let options = ConversionOptions(rules: [(Glob("ids"), .int8(group: nil))])
         let e = #expect(throws: ConvertError.self) { try Converter(options: options).convert(from: dir.file("i.safetensors"), to: dir.file("i.folio")) }
         #expect(e?.description.contains("'ids'") == true)
         #expect(!FileSystem.exists(dir.file("i.folio")))
+    }
+
+    @Test func wildcardCastsFloatsAndLeavesIntegersAndVectorsAlone() throws {
+        let dir = TempDir()
+        var rng = RNG(seed: 2)
+        let w = (0..<(4 * 64)).map { _ in rng.gaussian() }
+        writeBytes(safetensorsBytes([
+            ("embeddings.position_ids", "I64", [1, 8], [UInt8](repeating: 0, count: 64)),
+            ("layer.weight", "F32", [4, 64], w.withUnsafeBytes { Array($0) }),
+            ("layer.bias", "F32", [64], w[..<64].withUnsafeBytes { Array($0) }),
+        ]), to: dir.file("m.safetensors"))
+        let cast = try Converter(options: ConversionOptions(rules: [(Glob("*"), .plain(.bf16))])).convert(from: dir.file("m.safetensors"), to: dir.file("c.folio"))
+        let f = try FolioFile(path: dir.file("c.folio"))
+        #expect(try f.requireTensor("embeddings.position_ids").encoding == .plain(.i64))
+        #expect(try f.requireTensor("layer.weight").encoding == .plain(.bf16))
+        #expect(try f.requireTensor("layer.bias").encoding == .plain(.bf16))
+        #expect(cast.first { $0.name == "embeddings.position_ids" }?.note != nil)
+        _ = try Converter(options: ConversionOptions(rules: [(Glob("*"), .int4(group: 32))])).convert(from: dir.file("m.safetensors"), to: dir.file("q.folio"))
+        let q = try FolioFile(path: dir.file("q.folio"))
+        #expect(try q.requireTensor("layer.weight").encoding == .int4(group: 32))
+        #expect(try q.requireTensor("layer.bias").encoding == .plain(.f32))
+        #expect(try q.requireTensor("embeddings.position_ids").encoding == .plain(.i64))
+    }
+
+    @Test func embeddingTablesAreRecognizedByRole() throws {
+        let names = ["model.embed_tokens.weight", "embeddings.word_embeddings.weight", "embeddings.position_embeddings.weight",
+                     "embeddings.token_type_embeddings.weight", "model.ngram_embeddings.embedders.3.weight", "transformer.wte.weight",
+                     "token_embd.weight"]
+        for n in names { #expect(EmbeddingTables.isEmbedding(n, shape: [8, 4]), "\(n)") }
+        for n in ["embeddings.LayerNorm.weight", "model.layers.0.mlp.up_proj.weight", "lm_head.weight"] {
+            #expect(!EmbeddingTables.isEmbedding(n, shape: [8, 4]), "\(n)")
+        }
+        #expect(!EmbeddingTables.isEmbedding("model.embed_tokens.weight", shape: [8]))
+        // A tied lm_head is an embedding table too.
+        let dir = TempDir()
+        try FileManagerShim.mkdir(dir.file("m"))
+        writeBytes(Array("{\"tie_word_embeddings\": true}".utf8), to: dir.file("m/config.json"))
+        writeBytes(safetensorsBytes([("lm_head.weight", "F32", [2, 32], [UInt8](repeating: 0, count: 256)),
+                                     ("model.embed_tokens.weight", "F32", [2, 32], [UInt8](repeating: 0, count: 256))]), to: dir.file("m/model.safetensors"))
+        let c = try Checkpoint.open(dir.file("m"))
+        #expect(EmbeddingTables.tables(in: c) == ["lm_head.weight", "model.embed_tokens.weight"])
     }
 
     @Test func globsMatchLikeAShell() {
@@ -91,6 +132,7 @@ import Folio
         #expect(!Glob("model.layers.?.mlp*").matches("model.layers.12.mlp.up.weight"))
         #expect(Glob("layer[0-2].w").matches("layer1.w") && !Glob("layer[!0-2].w").matches("layer1.w"))
         #expect(Glob("*").matches("") && !Glob("a").matches("ab"))
+        #expect(Glob("a*").hasWildcards && !Glob("model.norm.weight").hasWildcards)
     }
 }
 

@@ -45,6 +45,7 @@ struct Convert: ParsableCommand {
                     ("name", .string(r.name)), ("source_dtype", .string(r.sourceDType)), ("scheme", .string(r.scheme)),
                     ("shape", .array(r.shape.map { .int($0) })), ("bytes_in", .int(r.bytesIn)), ("bytes_out", .int(r.bytesOut)),
                 ]
+                if let n = r.note { m.append(("note", .string(n))) }
                 if let e = r.error {
                     m += [("rmse", .double(e.rmse)), ("max_abs_error", .double(e.maxAbsError)), ("cosine", .double(e.cosine)),
                           ("relative_rmse", .double(e.relativeRMSE))]
@@ -56,6 +57,7 @@ struct Convert: ParsableCommand {
                 ("seconds", .double(seconds)), ("tensors", .array(tensors)),
             ]).serialized())
         } else {
+            for r in reports { if let n = r.note { FileSystem.writeStderr("folio: note: \(r.name): \(n)\n") } }
             let quantized = reports.filter { $0.error != nil }
             for r in quantized {
                 let e = r.error!
