@@ -37,6 +37,17 @@ public enum FileSystem {
         do { return Int(try Sys.regularFileSize(fd, path: path)) } catch { throw FolioError.system(error) }
     }
 
+    /// Creates a directory and its missing parents.
+    public static func makeDirectories(_ path: String) throws {
+        var prefix = path.hasPrefix("/") ? "" : "."
+        for part in path.split(separator: "/") {
+            prefix += "/" + part
+            if !Sys.isDirectory(prefix) {
+                do { try Sys.makeDirectory(prefix) } catch { throw FolioError.system(error) }
+            }
+        }
+    }
+
     /// Writes a small file atomically.
     public static func writeAtomically(_ path: String, _ bytes: [UInt8]) throws {
         let out = try AtomicOutput(destination: path)
@@ -49,6 +60,12 @@ public enum FileSystem {
 
     /// Seconds from an arbitrary fixed point, for timing.
     public static func monotonicSeconds() -> Double { Sys.monotonicSeconds() }
+
+    /// Processors available to this process.
+    public static var processorCount: Int { Sys.processorCount }
+
+    /// Removes a file, ignoring errors (cleanup).
+    public static func remove(_ path: String) { Sys.unlink(path) }
 
     /// Whether standard error is a terminal (progress bars appear only then).
     public static var stderrIsTerminal: Bool { Sys.isTerminal(2) }

@@ -142,6 +142,35 @@ public final class FolioWriter {
         try advanceToItemStart()
     }
 
+    /// The paged layout a plan gets, or nil for dense plans.
+    public static func pagedLayout(of t: TensorPlan, pageSize: Int) throws -> PagedLayout? {
+        guard t.paged, !t.shape.isEmpty else { return nil }
+        let width = t.shape.last ?? 1
+        if let p = t.encoding.rowProblem(width: width) { throw FolioError.badTensor(file: "", tensor: t.name, reason: "cannot use \(t.encoding.name): \(p)") }
+        guard let rec = t.encoding.recordSize(width: width),
+              let l = PagedLayout(recordSize: rec, alignment: t.encoding.recordAlignment, pageSize: pageSize) else {
+            throw FolioError.badTensor(file: "", tensor: t.name, reason: "cannot be laid out in pages of \(pageSize) bytes")
+        }
+        return l
+    }
+
+    /// Bytes a plan occupies in the data region (without alignment padding).
+    public static func storedSize(of t: TensorPlan, pageSize: Int) throws -> Int {
+        var count = 1
+        for d in t.shape {
+            let (p, o) = count.multipliedReportingOverflow(by: d)
+            guard d >= 0, !o, p <= FolioFormat.maxElements else { throw FolioError.badTensor(file: "", tensor: t.name, reason: "shape \(t.shape) is invalid or too large") }
+            count = p
+        }
+        if let l = try pagedLayout(of: t, pageSize: pageSize) {
+            guard let n = l.byteCount(rows: count == 0 ? 0 : count / (t.shape.last ?? 1)) else {
+                throw FolioError.badTensor(file: "", tensor: t.name, reason: "too large")
+            }
+            return n
+        }
+        return count * (t.encoding.plainDType?.size ?? 1)
+    }
+
     /// The header JSON for a planned layout (page_size, chunk_size, data_size, metadata,
     /// tensors, files). Key order is fixed so that equal plans give equal bytes.
     static func headerJSON(pageSize: Int, chunkSize: Int, dataSize: Int, metadata: [(String, String)]?, tensors: [TensorInfo], files: [EmbeddedFile]) -> JSONValue {

@@ -69,7 +69,7 @@ public struct SourceTensor: Sendable {
 
 /// A checkpoint opened for reading: its tensors, `__metadata__` and carried files.
 public struct Checkpoint: Sendable {
-    public enum Format: String, Sendable { case safetensors, folio, huggingFace = "huggingface", gguf, numpy, pytorch }
+    public enum Format: String, Sendable { case safetensors, folio, folioIndex = "folio-index", huggingFace = "huggingface", gguf, numpy, pytorch }
 
     public let path: String
     public let format: Format
@@ -85,9 +85,11 @@ public struct Checkpoint: Sendable {
         if FileSystem.isDirectory(path) { return try openFolder(path) }
         guard FileSystem.exists(path) else { throw ConvertError.badFile(file: path, reason: "no such file or folder") }
         if path.hasSuffix(".folio") { return try openFolio(path) }
+        if path.hasSuffix(FolioSharding.indexSuffix) { return try openFolioIndex(path) }
+        if path.hasSuffix(".safetensors.index.json") { return try openFolder(FolioSharding.directory(of: path), index: path) }
         if path.hasSuffix(".safetensors") { return try openSafetensors(path) }
         if path.hasSuffix(".gguf") { return try openGGUF(path, keepQuantized: keepQuantized) }
-        throw ConvertError.unsupported(file: path, reason: "unknown input format (expected .safetensors, .folio, .gguf or a Hugging Face model folder)")
+        throw ConvertError.unsupported(file: path, reason: "unknown input format (expected .safetensors, .folio, .folio.index.json, .gguf or a Hugging Face model folder)")
     }
 
     static func openSafetensors(_ path: String) throws -> Checkpoint {

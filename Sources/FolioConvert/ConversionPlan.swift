@@ -9,6 +9,8 @@ public struct ConversionOptions: Sendable {
     public var pageSize: Int
     /// For safetensors output: keep quantized tensors' records instead of dequantizing.
     public var keepQuantized: Bool
+    /// Split the output into shards of at most this many bytes.
+    public var maxShardSize: Int?
 
     public init(embeddings: Encoding? = nil, rules: [(Glob, Encoding)] = [], pageSize: Int = FolioFormat.defaultPageSize, keepQuantized: Bool = false) {
         self.embeddings = embeddings

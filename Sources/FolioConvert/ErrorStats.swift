@@ -22,6 +22,11 @@ public struct ErrorStats: Sendable {
         count += n
     }
 
+    public mutating func merge(_ o: ErrorStats) {
+        count += o.count; sumSq += o.sumSq; sumRefSq += o.sumRefSq; sumOutSq += o.sumOutSq; dot += o.dot
+        maxAbsError = maxAbsError.isNaN || o.maxAbsError.isNaN ? .nan : Swift.max(maxAbsError, o.maxAbsError)
+    }
+
     public var rmse: Double { count == 0 ? 0 : (sumSq / Double(count)).squareRoot() }
     /// RMSE relative to the RMS of the reference.
     public var relativeRMSE: Double { sumRefSq == 0 ? (sumSq == 0 ? 0 : .infinity) : (sumSq / sumRefSq).squareRoot() }

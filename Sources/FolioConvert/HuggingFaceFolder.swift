@@ -8,16 +8,17 @@ extension Checkpoint {
     /// Opens a Hugging Face model folder: config.json plus `model.safetensors`, or shards
     /// listed in `model.safetensors.index.json`. Every tensor the index names must be in its
     /// shard, and every tensor of a shard must be in the index.
-    static func openFolder(_ path: String) throws -> Checkpoint {
+    static func openFolder(_ path: String, index explicitIndex: String? = nil) throws -> Checkpoint {
         let dir = path.hasSuffix("/") ? String(path.dropLast()) : path
         let names = try FileSystem.list(dir)
-        guard names.contains("config.json") else {
+        guard explicitIndex != nil || names.contains("config.json") else {
             throw ConvertError.badFolder(path: dir, reason: "not a Hugging Face model folder: config.json is missing")
         }
         var shards: [String] = []
         var weightMap: [(String, String)] = []
-        if names.contains("model.safetensors.index.json") {
-            let indexPath = dir + "/model.safetensors.index.json"
+        let indexName = explicitIndex.map { String($0.split(separator: "/").last ?? "") } ?? "model.safetensors.index.json"
+        if names.contains(indexName) {
+            let indexPath = dir + "/" + indexName
             let json: JSONValue
             do { json = try JSONParser.parse(try FileSystem.read(indexPath, limit: 256 << 20)) } catch let e as JSONParseError {
                 throw ConvertError.badFile(file: indexPath, reason: "not valid JSON: \(e)")
@@ -55,19 +56,19 @@ extension Checkpoint {
             }
         }
         if !weightMap.isEmpty {
-            let indexPath = dir + "/model.safetensors.index.json"
+            let indexPath = dir + "/" + indexName
             for (tensor, shard) in weightMap where shardOf[tensor] != shard {
                 throw ConvertError.badTensor(file: indexPath, tensor: tensor, reason: shardOf[tensor] == nil
                     ? "listed in the index but absent from '\(shard)'" : "listed in '\(shard)' but found in '\(shardOf[tensor]!)'")
             }
             let listed = Set(weightMap.map(\.0))
             for t in tensors where !listed.contains(t.name) {
-                throw ConvertError.badTensor(file: t.file, tensor: t.name, reason: "not listed in model.safetensors.index.json")
+                throw ConvertError.badTensor(file: t.file, tensor: t.name, reason: "not listed in \(indexName)")
             }
         }
         var files: [(name: String, bytes: [UInt8])] = []
         func carry(_ rel: String) throws {
-            guard carriedExtensions.contains(where: { rel.hasSuffix($0) }), rel != "model.safetensors.index.json" else { return }
+            guard carriedExtensions.contains(where: { rel.hasSuffix($0) }), !rel.hasSuffix(".safetensors.index.json"), !rel.hasSuffix(FolioSharding.indexSuffix) else { return }
             files.append((rel, try FileSystem.read(dir + "/" + rel, limit: carriedFileLimit)))
         }
         for name in names where !name.hasPrefix(".") {

@@ -13,7 +13,33 @@ public enum Inspector {
         var members: [(String, JSONValue)] = []
         var tensors: [JSONValue] = []
         let sources = checkpoint.tensors.filter { filter?.matches($0.name) ?? true }
-        if checkpoint.format == .folio {
+        if checkpoint.format == .folioIndex {
+            let index = try FolioIndex(path: path)
+            let first = index.shards[index.shardOrder[0]]!
+            members = [
+                ("format", .string("folio-index")), ("version", .int(1)), ("page_size", .int(first.header.pageSize)),
+                ("file_size", .int(index.shardOrder.reduce(0) { $0 + index.shards[$1]!.fileSize })),
+                ("metadata", .object((index.metadata ?? []).map { ($0.0, .string($0.1)) })),
+                ("shards", .array(index.shardOrder.map { .string($0) })),
+            ]
+            let wanted = Set(sources.map(\.name))
+            for e in index.entries where wanted.contains(e.name) {
+                let p0 = e.parts[0]
+                var m: [(String, JSONValue)] = [
+                    ("name", .string(e.name)), ("dtype", .string(e.encoding.name)), ("shape", .array(e.shape.map { .int($0) })),
+                    ("shard", .string(p0.shard)), ("offset", .int(p0.file.absoluteOffset(of: p0.tensor))),
+                    ("nbytes", .int(e.parts.reduce(0) { $0 + $1.tensor.nbytes })),
+                ]
+                if let p = p0.tensor.paged { m += [("row_stride", .int(p.rowStride)), ("rows_per_page", .int(p.rowsPerPage))] }
+                if e.parts.count > 1 {
+                    m.append(("parts", .array(e.parts.map { p in .object([
+                        ("shard", .string(p.shard)), ("tensor", .string(p.tensor.name)), ("offset", .int(p.file.absoluteOffset(of: p.tensor))),
+                        ("nbytes", .int(p.tensor.nbytes)), ("rows", .array([.int(p.rows.lowerBound), .int(p.rows.upperBound)])),
+                    ]) })))
+                }
+                tensors.append(.object(m))
+            }
+        } else if checkpoint.format == .folio {
             let f = try FolioFile(path: path)
             members = [
                 ("format", .string("folio")), ("version", .int(f.header.version)), ("page_size", .int(f.header.pageSize)),

@@ -18,6 +18,7 @@ struct Convert: ParsableCommand {
     @Option(help: "GLOB=SCHEME for tensors whose name matches GLOB (repeatable; first match wins).") var quantize: [String] = []
     @Option(help: "Page size of the paged layout in bytes (power of two, 4096 to 64 MiB).") var pageSize: Int = 4096
     @Flag(help: "In safetensors output, keep quantized tensors as U8 row records described in __metadata__ (folio.quantized.NAME) instead of dequantizing them to float32.") var keepQuantized = false
+    @Option(help: "Split the output into shards of at most this size (e.g. 5GB, 500MB, 2GiB): NAME-0000k-of-0000n files and an index (NAME.folio.index.json or NAME.safetensors.index.json). A paged table larger than a shard is split by rows.") var maxShardSize: String?
     @Flag(help: "Print a JSON summary.") var json = false
 
     func validate() throws {
@@ -33,6 +34,10 @@ struct Convert: ParsableCommand {
         var options = ConversionOptions(pageSize: pageSize, keepQuantized: keepQuantized)
         if let e = embeddings { options.embeddings = try ConversionOptions.parseScheme(e, option: "--embeddings") }
         options.rules = try quantize.map { try ConversionOptions.parseRule($0) }
+        if let m = maxShardSize {
+            guard let bytes = FolioSharding.parseSize(m) else { throw ValidationError("--max-shard-size '\(m)' is not a size such as 5GB, 500MB or 1048576") }
+            options.maxShardSize = bytes
+        }
         let progress = Progress("converting")
         let converter = Converter(options: options, progress: { progress.update($0, $1) })
         let start = FileSystem.monotonicSeconds()

@@ -16,6 +16,10 @@ struct Verify: ParsableCommand {
             }
             return
         }
+        if file.hasSuffix(FolioSharding.indexSuffix) {
+            try verifyIndex()
+            return
+        }
         let f = try FolioFile(path: file)
         let progress = Progress("verifying")
         let report = f.verify(progress: { progress.update($0, $1) })
@@ -33,6 +37,33 @@ struct Verify: ParsableCommand {
         }
         if !report.isIntact {
             for p in report.problems { FileSystem.writeStderr("folio: error: \(file): \(p)\n") }
+            throw ExitCode(1)
+        }
+    }
+
+    /// Verifies every shard of a sharded model.
+    func verifyIndex() throws {
+        let index = try FolioIndex(path: file)
+        let progress = Progress("verifying")
+        let total = index.shardOrder.reduce(0) { $0 + index.shards[$1]!.header.chunkCount }
+        var done = 0
+        var problems: [String] = []
+        var shards: [JSONValue] = []
+        for name in index.shardOrder {
+            let f = index.shards[name]!
+            let report = f.verify(progress: { c, _ in progress.update(done + c, total) })
+            done += f.header.chunkCount
+            problems += report.problems.map { "\(f.path): \($0)" }
+            shards.append(.object([("file", .string(f.path)), ("ok", .bool(report.isIntact)),
+                                   ("problems", .array(report.problems.map { .string($0) }))]))
+        }
+        if json {
+            emit(JSONValue.object([("file", .string(file)), ("ok", .bool(problems.isEmpty)), ("shards", .array(shards))]).serialized())
+        } else if problems.isEmpty {
+            emit("\(file): OK (\(index.shardOrder.count) shards, \(index.entries.count) tensors, \(total) chunks checked)")
+        }
+        if !problems.isEmpty {
+            for p in problems { FileSystem.writeStderr("folio: error: \(p)\n") }
             throw ExitCode(1)
         }
     }

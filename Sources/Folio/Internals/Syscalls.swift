@@ -274,3 +274,14 @@ extension Sys {
     /// The system's memory page size (madvise ranges must start on one).
     static let pageSize: Int = Int(sysconf(Int32(_SC_PAGESIZE)))
 }
+
+extension Sys {
+    static var processorCount: Int { Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))) }
+}
+
+extension Sys {
+    /// Creates a directory (mode 0755); an existing directory is fine.
+    static func makeDirectory(_ path: String) throws(SystemError) {
+        if mkdir(path, 0o755) != 0 && errno != EEXIST { throw SystemError(call: "mkdir", path: path, errno: errno) }
+    }
+}
