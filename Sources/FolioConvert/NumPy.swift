@@ -103,7 +103,7 @@ struct NpyHeader: Equatable {
 /// values are strings, True/False or tuples of non-negative integers (lists are recognized
 /// only to refuse structured dtypes).
 private struct DictLiteral {
-    enum Value { case string(String), bool(Bool), tuple([Int]), list }
+    enum Value { case string(String), bool(Bool), int(Int), tuple([Int]), list }
     let bytes: [UInt8]
     let file: String, tensor: String
     var i = 0
@@ -173,7 +173,20 @@ private struct DictLiteral {
                 return .bool(v)
             }
             throw bad("expected True or False")
-        case UInt8(ascii: "["): return .list
+        case UInt8(ascii: "["):
+            // Only to name it in the error: skip to the matching bracket.
+            var depth = 0
+            var quote: UInt8?
+            while i < bytes.count {
+                let b = bytes[i]
+                i += 1
+                if let q = quote { if b == q { quote = nil }; continue }
+                if b == UInt8(ascii: "'") || b == UInt8(ascii: "\"") { quote = b }
+                if b == UInt8(ascii: "[") { depth += 1 }
+                if b == UInt8(ascii: "]") { depth -= 1; if depth == 0 { return .list } }
+            }
+            throw bad("unterminated list")
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): return .int(try integer())
         case UInt8(ascii: "("):
             i += 1
             var items: [Int] = []

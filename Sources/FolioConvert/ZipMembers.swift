@@ -165,14 +165,17 @@ final class InflatedMember: @unchecked Sendable {
     let archive: String
     let member: String
     let count: Int
-    static let windowBytes = 64 << 20
+    /// The most bytes inflated ahead of a read and kept for the next one.
+    let windowBytes: Int
+    static let defaultWindowBytes = 64 << 20
     private let lock = NSLock()
     private var window: (start: Int, bytes: [UInt8])?
 
-    init(archive: String, member: String, count: Int) {
+    init(archive: String, member: String, count: Int, windowBytes: Int = InflatedMember.defaultWindowBytes) {
         self.archive = archive
         self.member = member
         self.count = count
+        self.windowBytes = windowBytes
     }
 
     private struct Enough: Error {}
@@ -243,7 +246,7 @@ final class InflatedMember: @unchecked Sendable {
             return try w.bytes.withUnsafeBytes { try body(UnsafeRawBufferPointer(rebasing: $0[(range.lowerBound - w.start)..<(range.upperBound - w.start)])) }
         }
         window = nil
-        let end = Swift.max(range.upperBound, Swift.min(count, range.lowerBound + Self.windowBytes))
+        let end = Swift.max(range.upperBound, Swift.min(count, range.lowerBound + windowBytes))
         var bytes: [UInt8] = []
         bytes.reserveCapacity(end - range.lowerBound)
         try stream(range.lowerBound..<end, piece: 1 << 20) { bytes.append(contentsOf: $0) }
