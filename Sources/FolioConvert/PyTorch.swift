@@ -10,7 +10,7 @@ extension Checkpoint {
     /// runs no code and refuses every global but the tensor rebuild calls, storage types and
     /// OrderedDict. Nested dicts are flattened with dotted names. Contiguous tensors are
     /// served zero-copy from their storage member; non-contiguous views (a transposed weight)
-    /// are gathered into memory when read, up to `PyTorchStridedStorage.maxBytes`.
+    /// are gathered piece by piece as they are read.
     /// - Throws: `ConvertError` naming the file and the member, opcode, global or tensor at
     ///   fault; the legacy (pre-1.6) format is refused.
     public static func openPyTorch(_ path: String) throws -> Checkpoint {
@@ -100,13 +100,10 @@ extension Checkpoint {
             let storage = ByteSourceStorage(source: member.bytes, begin: begin, nbytes: nbytes, dtype: t.dtype)
             return SourceTensor(name: name, encoding: encoding, shape: t.shape, file: file, storage: storage)
         }
-        guard nbytes <= PyTorchStridedStorage.maxBytes else {
-            throw bad("a non-contiguous view (strides \(t.stride)) of \(nbytes) bytes is more than the \(PyTorchStridedStorage.maxBytes >> 20) MiB Folio gathers in memory; save it with .contiguous()")
-        }
-        // The byte span the view reads; an inflated member must hold it in memory.
+        // The byte span the view reads; from a deflated member it is inflated whole.
         let spanEnd = (last + 1) * size
-        if case .inflated = member.bytes, spanEnd - begin > PyTorchStridedStorage.maxBytes {
-            throw bad("a non-contiguous view spanning \(spanEnd - begin) bytes of a compressed storage is more than Folio gathers in memory; save it with .contiguous()")
+        if case .inflated = member.bytes, spanEnd - begin > PyTorchStridedStorage.maxInflatedSpan {
+            throw bad("a non-contiguous view (strides \(t.stride)) spanning \(spanEnd - begin) bytes of a compressed storage is more than the \(PyTorchStridedStorage.maxInflatedSpan >> 20) MiB Folio inflates at once; save it with .contiguous() or without compression")
         }
         let storage = PyTorchStridedStorage(source: member.bytes, dtype: t.dtype, offset: t.offset, shape: t.shape, stride: t.stride, span: begin..<spanEnd, nbytes: nbytes)
         return SourceTensor(name: name, encoding: encoding, shape: t.shape, file: file, storage: storage)
@@ -123,12 +120,13 @@ extension Checkpoint {
     }
 }
 
-/// A non-contiguous view of a PyTorch storage: its elements are gathered into row-major
-/// order on first read and kept until `release()`.
-final class PyTorchStridedStorage: TensorStorage, @unchecked Sendable {
-    // @unchecked: `gathered` is only touched while `lock` is held; the rest is immutable.
-    /// The largest view gathered in memory.
-    static let maxBytes = 1 << 30
+/// A non-contiguous view of a PyTorch storage (a transposed weight, a strided slice). Its
+/// elements are gathered into row-major order piece by piece as they are read, straight from
+/// the mapped storage, so memory stays bounded by the piece asked for. From a deflated
+/// storage the view's span is inflated once into the member's window, hence the cap there.
+struct PyTorchStridedStorage: TensorStorage {
+    /// The largest span of a deflated storage that a view may read.
+    static let maxInflatedSpan = 1 << 30
 
     let source: ByteSource
     let dtype: DType
@@ -138,78 +136,73 @@ final class PyTorchStridedStorage: TensorStorage, @unchecked Sendable {
     /// Storage bytes that the view reads (validated against the storage by the opener).
     let span: Range<Int>
     let nbytes: Int
-    private let lock = NSLock()
-    private var gathered: [UInt8]?
-
-    init(source: ByteSource, dtype: DType, offset: Int, shape: [Int], stride: [Int], span: Range<Int>, nbytes: Int) {
-        self.source = source
-        self.dtype = dtype
-        self.offset = offset
-        self.shape = shape
-        self.stride = stride
-        self.span = span
-        self.nbytes = nbytes
-    }
 
     var storedBytes: Int { nbytes }
     var denseDType: DType? { dtype }
 
-    private func withGathered<R>(_ body: ([UInt8]) throws -> R) throws -> R {
-        lock.lock()
-        defer { lock.unlock() }
-        if let g = gathered { return try body(g) }
-        var out = [UInt8](repeating: 0, count: nbytes)
-        let size = dtype.size
-        let rank = shape.count
+    /// Copies elements `first..<first+count` (row-major order of the view) into `dst`.
+    func gather(first: Int, count: Int, into dst: UnsafeMutableRawPointer) throws {
+        guard count > 0 else { return }
+        let size = dtype.size, rank = shape.count
         try source.withBytes(span) { src in
-            out.withUnsafeMutableBytes { dst in
-                // An odometer over every dimension but the last, which is copied as one run.
-                let inner = shape[rank - 1], innerStride = stride[rank - 1]
-                var index = [Int](repeating: 0, count: rank)
-                var at = 0
-                let rows = nbytes / Swift.max(1, inner * size)
-                for _ in 0..<rows {
-                    var element = offset
-                    for d in 0..<(rank - 1) { element += index[d] * stride[d] }
-                    let from = element * size - span.lowerBound
-                    if innerStride == 1 {
-                        (dst.baseAddress! + at).copyMemory(from: src.baseAddress! + from, byteCount: inner * size)
-                    } else {
-                        for j in 0..<inner {
-                            (dst.baseAddress! + at + j * size).copyMemory(from: src.baseAddress! + from + j * innerStride * size, byteCount: size)
-                        }
-                    }
-                    at += inner * size
-                    var d = rank - 2
-                    while d >= 0 {
-                        index[d] += 1
-                        if index[d] < shape[d] { break }
-                        index[d] = 0
-                        d -= 1
-                    }
+            // The multi-index of `first`, then runs along the last dimension.
+            var index = [Int](repeating: 0, count: rank)
+            var rest = first
+            for d in Swift.stride(from: rank - 1, through: 0, by: -1) {
+                index[d] = rest % shape[d]
+                rest /= shape[d]
+            }
+            let inner = shape[rank - 1], innerStride = self.stride[rank - 1]
+            var done = 0
+            while done < count {
+                var element = offset
+                for d in 0..<rank { element += index[d] * self.stride[d] }
+                let run = Swift.min(inner - index[rank - 1], count - done)
+                let from = src.baseAddress! + (element * size - span.lowerBound)
+                let to = dst + done * size
+                if innerStride == 1 {
+                    to.copyMemory(from: from, byteCount: run * size)
+                } else {
+                    for j in 0..<run { (to + j * size).copyMemory(from: from + j * innerStride * size, byteCount: size) }
+                }
+                done += run
+                index[rank - 1] += run
+                var d = rank - 1
+                while d > 0 && index[d] == shape[d] {
+                    index[d] = 0
+                    index[d - 1] += 1
+                    d -= 1
                 }
             }
         }
-        source.release(span)
-        gathered = out
-        return try body(out)
+        if case .mapped = source { source.release(span) }
     }
 
     func forEachDensePiece(piece: Int, _ body: (UnsafeRawBufferPointer) throws -> Void) throws {
-        try withGathered { g in
-            try g.withUnsafeBytes { all in
-                var at = 0
-                repeat {
-                    let n = Swift.min(Swift.max(1, piece), all.count - at)
-                    try body(UnsafeRawBufferPointer(rebasing: all[at..<(at + n)]))
-                    at += n
-                } while at < all.count
+        let size = dtype.size
+        let total = nbytes / size
+        let per = Swift.max(1, Swift.min(total, piece / size))
+        var buffer = [UInt8](repeating: 0, count: per * size)
+        var at = 0
+        repeat {
+            let n = Swift.min(per, total - at)
+            try buffer.withUnsafeMutableBytes { b in
+                try gather(first: at, count: n, into: b.baseAddress!)
+                try body(UnsafeRawBufferPointer(rebasing: b[..<(n * size)]))
             }
-        }
+            at += n
+        } while at < total
     }
 
     func withDenseBytes(range: Range<Int>, _ body: (UnsafeRawBufferPointer) throws -> Void) throws {
-        try withGathered { g in try g.withUnsafeBytes { try body(UnsafeRawBufferPointer(rebasing: $0[range])) } }
+        let size = dtype.size
+        let first = range.lowerBound / size, last = (range.upperBound + size - 1) / size
+        var buffer = [UInt8](repeating: 0, count: Swift.max(1, (last - first) * size))
+        try buffer.withUnsafeMutableBytes { b in
+            try gather(first: first, count: last - first, into: b.baseAddress!)
+            let skip = range.lowerBound - first * size
+            try body(UnsafeRawBufferPointer(rebasing: b[skip..<(skip + range.count)]))
+        }
     }
 
     func readRows(start: Int, count: Int, width: Int, encoding: Encoding, into out: UnsafeMutablePointer<Float>) throws {
@@ -219,9 +212,5 @@ final class PyTorchStridedStorage: TensorStorage, @unchecked Sendable {
         }
     }
 
-    func release() {
-        lock.lock()
-        gathered = nil
-        lock.unlock()
-    }
+    func release() { source.release(span) }
 }

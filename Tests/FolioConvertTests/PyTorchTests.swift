@@ -8,7 +8,7 @@ import Folio
 @Suite struct PyTorchTests {
     static let stateDictNames = [
         "layer.weight", "layer.bias", "half", "bf16", "f64", "ids", "i32", "i16", "i8", "u8", "mask",
-        "transposed", "strided", "slice", "scalar", "empty", "fp8", "u16",
+        "transposed", "strided", "permuted", "slice", "scalar", "empty", "fp8", "u16",
     ]
 
     @Test func stateDictMatchesTorchBitForBit() throws {
@@ -35,7 +35,7 @@ import Folio
     @Test func contiguousTensorsAreZeroCopy() throws {
         let c = try Checkpoint.openPyTorch(foreignFixture("pytorch/state_dict.pt"))
         for t in c.tensors {
-            let strided = ["transposed", "strided"].contains(t.name)
+            let strided = ["transposed", "strided", "permuted"].contains(t.name)
             #expect((t.storage is PyTorchStridedStorage) == strided, "\(t.name)")
             if let s = t.storage as? ByteSourceStorage, case .inflated = s.source { Issue.record("\(t.name) is not mapped") }
         }
@@ -58,7 +58,7 @@ import Folio
     @Test func rowsAtAnOffsetAreRead() throws {
         let c = try Checkpoint.openPyTorch(foreignFixture("pytorch/state_dict.pt"))
         let ref = try Checkpoint.open(foreignFixture("pytorch/state_dict.safetensors"))
-        for name in ["layer.weight", "transposed"] {
+        for name in ["layer.weight", "transposed", "permuted"] {
             let t = try #require(c.tensors.first { $0.name == name })
             let r = try #require(ref.tensors.first { $0.name == name })
             var a = [Float](repeating: 0, count: 2 * t.rowWidth), b = a

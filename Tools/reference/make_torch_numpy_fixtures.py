@@ -8,7 +8,7 @@ inputs go to */corrupt/, each named after its defect; corrupt/expected.json maps
 to a phrase its error message must contain.
 
 Needs: torch, numpy, safetensors (PyPI). Deterministic: re-running rewrites the same bytes
-except where torch embeds a random serialization id.
+except where torch and numpy embed a serialization id or the time.
 
     python3 Tools/reference/make_torch_numpy_fixtures.py
 """
@@ -29,6 +29,13 @@ ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "Tes
 PT = os.path.join(ROOT, "pytorch")
 NP = os.path.join(ROOT, "numpy")
 MARKER = "/tmp/folio_pickle_MARKER"
+
+
+def put(z, name, data, compression=zipfile.ZIP_STORED):
+    """zipfile's writestr with a fixed date, so that re-running gives the same bytes."""
+    info = zipfile.ZipInfo(name, date_time=(2020, 1, 1, 0, 0, 0))
+    info.compress_type = compression
+    z.writestr(info, data)
 
 
 def clean(d):
@@ -59,6 +66,7 @@ def torch_state_dict():
     sd["mask"] = torch.tensor([True, False, True])
     sd["transposed"] = base.t()                  # a non-contiguous view sharing base's storage
     sd["strided"] = big[::3]                     # a strided 1-D view
+    sd["permuted"] = torch.randn(2, 3, 5, generator=g).permute(2, 0, 1)[1:]  # 3-D, offset, no unit stride
     sd["slice"] = big[2:6].view(2, 2)            # contiguous, at a storage offset
     sd["scalar"] = torch.tensor(2.5)
     sd["empty"] = torch.zeros(0, 3)
@@ -74,7 +82,7 @@ def reference(sd, path):
 def rezip(src, dst, compression):
     with zipfile.ZipFile(src) as zin, zipfile.ZipFile(dst, "w", compression) as zout:
         for info in zin.infolist():
-            zout.writestr(info.filename, zin.read(info.filename))
+            put(zout, info.filename, zin.read(info.filename), compression)
 
 
 class StorageRef:
@@ -106,11 +114,11 @@ def handmade(path, root, storages, protocol=2, byteorder=b"little", pkl=None):
         Pickler(buf, protocol=protocol).dump(root)
         pkl = buf.getvalue()
     with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as z:
-        z.writestr("archive/data.pkl", pkl)
-        z.writestr("archive/byteorder", byteorder)
+        put(z, "archive/data.pkl", pkl)
+        put(z, "archive/byteorder", byteorder)
         for key, data in storages.items():
-            z.writestr("archive/data/" + key, data)
-        z.writestr("archive/version", b"3\n")
+            put(z, "archive/data/" + key, data)
+        put(z, "archive/version", b"3\n")
 
 
 class Evil:
@@ -194,7 +202,7 @@ def make_torch():
     handmade(bad("deep_tuples.pt", "nested deeper"), None, {}, pkl=b"\x80\x02N" + b"\x85" * 1000 + b".")
     handmade(bad("self_containing.pt", "contains itself"), None, {}, pkl=b"\x80\x02}q\x00X\x01\x00\x00\x00ah\x00s.")
     with zipfile.ZipFile(bad("no_data_pkl.pt", "no <name>/data.pkl"), "w") as z:
-        z.writestr("archive/version", b"3\n")
+        put(z, "archive/version", b"3\n")
     src = open(os.path.join(PT, "state_dict.pt"), "rb").read()
     open(bad("truncated_zip.pt", "zip"), "wb").write(src[: len(src) - 200])
     open(bad("not_zip.pt", "not a PyTorch checkpoint"), "wb").write(b"hello, this is not a checkpoint\n")
@@ -300,7 +308,7 @@ def make_numpy():
     bad("object_array.npz", "pickled Python objects", buf.getvalue())
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as z:
-        z.writestr("notes.txt", b"hello")
+        put(z, "notes.txt", b"hello")
     bad("not_npy_member.npz", "not a .npy array", buf.getvalue())
     whole = open(os.path.join(NP, "arrays.npz"), "rb").read()
     bad("truncated.npz", "zip", whole[: len(whole) // 2])
