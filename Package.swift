@@ -18,9 +18,10 @@ let package = Package(
             path: "Sources/CXXHash",
             providers: [.apt(["libxxhash-dev"])]
         ),
+        .target(name: "CFolioKernels"),
         .target(
             name: "Folio",
-            dependencies: ["CXXHash"]
+            dependencies: ["CXXHash", "CFolioKernels"]
         ),
         .target(name: "FolioConvert", dependencies: ["Folio", .product(name: "ZIPFoundation", package: "ZIPFoundation")]),
         .executableTarget(

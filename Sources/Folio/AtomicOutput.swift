@@ -38,6 +38,16 @@ public final class AtomicOutput {
     }
 
     public func write(_ bytes: UnsafeRawBufferPointer) throws {
+        if bytes.count >= capacity {
+            // Large pieces go straight to the file instead of through the buffer.
+            try flush()
+            do { try Sys.writeFully(fd, bytes.baseAddress!, count: bytes.count, path: tempPath) } catch {
+                abort()
+                throw FolioError.system(error.isNoSpace ? SystemError(call: "write", path: destination, errno: error.errno) : error)
+            }
+            position += bytes.count
+            return
+        }
         var src = bytes
         while !src.isEmpty {
             let n = min(src.count, capacity - used)

@@ -1,3 +1,5 @@
+import CFolioKernels
+
 /// Scalar conversions between storage types and Float, bit-exact where the format allows.
 public enum Convert {
     @inline(__always)
@@ -49,7 +51,11 @@ extension DType {
         case .f16:
             for i in 0..<count { dst[i] = Convert.f16ToFloat(src.loadUnaligned(fromByteOffset: i * 2, as: UInt16.self)) }
         case .bf16:
-            for i in 0..<count { dst[i] = Convert.bf16ToFloat(src.loadUnaligned(fromByteOffset: i * 2, as: UInt16.self)) }
+            if Int(bitPattern: src) % 2 == 0 {
+                folio_bf16_to_f32(src.assumingMemoryBound(to: UInt16.self), count, dst)
+            } else {
+                for i in 0..<count { dst[i] = Convert.bf16ToFloat(src.loadUnaligned(fromByteOffset: i * 2, as: UInt16.self)) }
+            }
         case .f64:
             for i in 0..<count { dst[i] = Float(src.loadUnaligned(fromByteOffset: i * 8, as: Double.self)) }
         case .f8e4m3:

@@ -136,10 +136,12 @@ extension Converter {
         while r < rows.upperBound {
             let n = Swift.min(step, rows.upperBound - r)
             try values.withUnsafeMutableBufferPointer { v in
-                try s.readRows(start: r, count: n, into: v.baseAddress!)
+                // Sources that allow it are read by the encoding threads themselves.
+                let concurrent = s.storage.supportsConcurrentReads
+                if !concurrent { try s.readRows(start: r, count: n, into: v.baseAddress!) }
                 try encoded.withUnsafeMutableBytes { e in
-                    let part = try RowEncoder.encode(d.target, values: UnsafeBufferPointer(v), rows: n, width: w, record: record,
-                                                     into: e.baseAddress!, measure: lossy, firstRow: r, tensor: s)
+                    let part = try RowEncoder.encode(d.target, values: v, rows: n, width: w, record: record,
+                                                     into: e.baseAddress!, measure: lossy, firstRow: r, tensor: s, read: concurrent)
                     stats.merge(part)
                     let bytes = UnsafeRawBufferPointer(rebasing: e[..<(n * record)])
                     if info.paged != nil { try writer.appendRawRows(bytes) } else { try writer.appendDense(bytes) }
@@ -155,8 +157,8 @@ extension Converter {
 enum RowEncoder {
     static let threads = max(1, FileSystem.processorCount)
 
-    static func encode(_ target: Encoding, values: UnsafeBufferPointer<Float>, rows: Int, width: Int, record: Int,
-                       into out: UnsafeMutableRawPointer, measure: Bool, firstRow: Int, tensor: SourceTensor) throws -> ErrorStats {
+    static func encode(_ target: Encoding, values: UnsafeMutableBufferPointer<Float>, rows: Int, width: Int, record: Int,
+                       into out: UnsafeMutableRawPointer, measure: Bool, firstRow: Int, tensor: SourceTensor, read: Bool = false) throws -> ErrorStats {
         let slices = rows >= 64 ? min(threads, rows / 32) : 1
         let results = UnsafeMutableBufferPointer<Result<ErrorStats, ConvertError>>.allocate(capacity: slices)
         results.initialize(repeating: .success(ErrorStats()))
@@ -166,10 +168,21 @@ enum RowEncoder {
         let work: @Sendable (Int) -> Void = { k in
             let (base, out, results, tensor) = shared.value
             let lo = rows * k / slices, hi = rows * (k + 1) / slices
+            if read, hi > lo {
+                do {
+                    try tensor.readRows(start: firstRow + lo, count: hi - lo, into: base + lo * width)
+                } catch let e as ConvertError {
+                    results[k] = .failure(e)
+                    return
+                } catch {
+                    results[k] = .failure(.badTensor(file: tensor.file, tensor: tensor.name, reason: "\(error)"))
+                    return
+                }
+            }
             var stats = ErrorStats()
             var back = [Float](repeating: 0, count: measure ? width : 0)
             for i in lo..<hi {
-                let row = UnsafeBufferPointer(start: base + i * width, count: width)
+                let row = UnsafeBufferPointer(start: UnsafePointer(base + i * width), count: width)
                 let rec = out + i * record
                 do {
                     try RowCodec.encode(target, row, into: rec)

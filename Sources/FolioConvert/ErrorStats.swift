@@ -1,3 +1,5 @@
+import CFolioKernels
+
 /// Running comparison of original and reconstructed values: RMSE, max |error|, cosine.
 public struct ErrorStats: Sendable {
     public private(set) var count = 0
@@ -9,15 +11,15 @@ public struct ErrorStats: Sendable {
 
     public init() {}
 
+    /// Adds `n` pairs. Partial sums are float32 within one call (a row or a batch; the C
+    /// kernel vectorizes them) and float64 across calls.
     public mutating func add(reference a: UnsafePointer<Float>, result b: UnsafePointer<Float>, count n: Int) {
-        var sq: Double = 0, ra: Double = 0, rb: Double = 0, d: Double = 0, mx = maxAbsError
-        for i in 0..<n {
-            let x = Double(a[i]), y = Double(b[i])
-            let e = x - y
-            sq += e * e; ra += x * x; rb += y * y; d += x * y
-            if abs(e) > mx || e.isNaN { mx = abs(e).isNaN ? .nan : Swift.max(mx, abs(e)) }
+        var sums: (Double, Double, Double, Double) = (0, 0, 0, 0)
+        var mx = maxAbsError
+        withUnsafeMutableBytes(of: &sums) { s in
+            folio_error_stats(a, b, n, s.baseAddress!.assumingMemoryBound(to: Double.self), &mx)
         }
-        sumSq += sq; sumRefSq += ra; sumOutSq += rb; dot += d
+        sumSq += sums.0; sumRefSq += sums.1; sumOutSq += sums.2; dot += sums.3
         maxAbsError = mx
         count += n
     }

@@ -127,6 +127,7 @@ public struct FolioIndex: Sendable {
 /// A tensor stored as row ranges in several Folio files.
 struct ConcatRowsStorage: TensorStorage {
     let parts: [FolioIndex.Part]
+    var supportsConcurrentReads: Bool { true }
 
     var storedBytes: Int { parts.reduce(0) { $0 + $1.tensor.nbytes } }
     var recordSize: Int? { parts.first?.tensor.paged?.recordSize }

@@ -238,6 +238,7 @@ struct GGUFStorage: TensorStorage {
     let file: GGUFFile
     let tensor: GGUFTensorInfo
     let keep: Encoding?
+    var supportsConcurrentReads: Bool { true }
 
     var storedBytes: Int { tensor.nbytes }
     var denseDType: DType? { tensor.type.plainDType }

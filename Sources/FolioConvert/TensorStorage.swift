@@ -29,12 +29,16 @@ public protocol TensorStorage: Sendable {
     func copyRecords(start: Int, count: Int, into out: UnsafeMutableRawPointer) throws
     /// Lets the kernel drop this process's cached pages of the tensor.
     func release()
+    /// True when `readRows` may be called from several threads at once (memory-mapped
+    /// sources); false for streamed ones.
+    var supportsConcurrentReads: Bool { get }
 }
 
 extension TensorStorage {
     public var recordSize: Int? { nil }
     public var isPaged: Bool { false }
     public var sourceDType: DType? { nil }
+    public var supportsConcurrentReads: Bool { false }
     public var storedTypeName: String? { nil }
     public func copyRecords(start: Int, count: Int, into out: UnsafeMutableRawPointer) throws {
         throw ConvertError.unsupported(file: "", reason: "this tensor has no row records")
@@ -46,6 +50,7 @@ extension TensorStorage {
 struct SafetensorsStorage: TensorStorage {
     let file: SafetensorsFile
     let entry: SafetensorsEntry
+    var supportsConcurrentReads: Bool { true }
 
     var storedBytes: Int { entry.nbytes }
     var denseDType: DType? { entry.dtype }
@@ -82,6 +87,7 @@ struct SafetensorsRecordsStorage: TensorStorage {
     let entry: SafetensorsEntry
     let recordSize: Int?
     let sourceDType: DType?
+    var supportsConcurrentReads: Bool { true }
 
     var storedBytes: Int { entry.nbytes }
     var denseDType: DType? { nil }
@@ -116,6 +122,7 @@ struct SafetensorsRecordsStorage: TensorStorage {
 struct FolioStorage: TensorStorage {
     let file: FolioFile
     let tensor: TensorInfo
+    var supportsConcurrentReads: Bool { true }
 
     var storedBytes: Int { tensor.nbytes }
     var recordSize: Int? { tensor.paged?.recordSize }

@@ -1,3 +1,5 @@
+import CFolioKernels
+
 /// Affine quantization of one group: `x ≈ scale * q + min`, q in [0, levels] (15 for
 /// 4-bit, 255 for 8-bit).
 ///
@@ -11,14 +13,16 @@ enum AffineKernel {
 
     static func quantize(_ x: UnsafeBufferPointer<Float>, codes: UnsafeMutableBufferPointer<UInt8>, levels: Int) throws -> (scale: Float, min: Float) {
         let top = Float(levels)
-        var lo = Float.infinity, hi = -Float.infinity
-        for v in x { lo = Swift.min(lo, v); hi = Swift.max(hi, v) }
-        let maxAbs = Swift.max(abs(lo), abs(hi))
+        let n = x.count
+        let maxAbs = folio_max_abs(x.baseAddress, n)
+        guard maxAbs.isFinite else { throw RowCodecIssue.nonFinite(index: x.firstIndex { !$0.isFinite } ?? 0) }
+        var lo: Float = 0, hi: Float = 0
+        folio_min_max(x.baseAddress, n, &lo, &hi)
         guard Float(Float16(maxAbs)).isFinite, Float(Float16((hi - lo) / top)).isFinite else {
             throw RowCodecIssue.scaleOverflow(maxAbs: maxAbs)
         }
         if hi == lo {
-            for i in 0..<x.count { codes[i] = 0 }
+            codes.initialize(repeating: 0)
             return (0, Float(Float16(lo)))
         }
         let range = hi - lo
@@ -31,43 +35,25 @@ enum AffineKernel {
                 let (s16, m16) = (half(s), half(m))
                 guard s16 > 0, s16.isFinite, m16.isFinite else { break }
                 // One pass: the error of (s16, m16) and the sums that refit them by least squares.
-                let p = pass(x, scale: s16, min: m16, top: top)
-                if p.err < bestErr { bestErr = p.err; best = (s16, m16) }
-                let n = Float(x.count)
-                let det = n * p.sqq - p.sq * p.sq
+                var err = 0.0, sq = 0.0, sqq = 0.0, sx = 0.0, sxq = 0.0
+                folio_affine_pass(x.baseAddress, n, s16, m16, top, &err, &sq, &sqq, &sx, &sxq)
+                if err < bestErr { bestErr = err; best = (s16, m16) }
+                let count = Double(n)
+                let det = count * sqq - sq * sq
                 guard det > 0 else { break }
-                let ns = (n * p.sxq - p.sq * p.sx) / det
-                let nm = (p.sx - ns * p.sq) / n
+                let ns = (count * sxq - sq * sx) / det
+                let nm = (sx - ns * sq) / count
                 guard ns > 0, ns.isFinite, nm.isFinite else { break }
-                if half(ns) == s16 && half(nm) == m16 { break }
-                s = ns; m = nm
+                if half(Float(ns)) == s16 && half(Float(nm)) == m16 { break }
+                s = Float(ns); m = Float(nm)
             }
         }
         if bestErr == .infinity {
             // Degenerate range (for example smaller than float16 can resolve): plain min/max.
             best = (Swift.max(half(range / top), Float(Float16.leastNonzeroMagnitude)), half(lo))
         }
-        let inv = 1 / best.0
-        for i in 0..<x.count { codes[i] = code(x[i], inv: inv, min: best.1, top: top) }
+        folio_affine_codes(x.baseAddress, n, best.0, best.1, top, codes.baseAddress)
         return best
-    }
-
-    /// Squared error of a (scale, min) pair and the least-squares sums over its codes.
-    @inline(__always)
-    static func pass(_ x: UnsafeBufferPointer<Float>, scale s: Float, min m: Float, top: Float)
-        -> (err: Double, sq: Float, sqq: Float, sx: Float, sxq: Float) {
-        let inv = 1 / s
-        var err: Float = 0, sq: Float = 0, sqq: Float = 0, sx: Float = 0, sxq: Float = 0
-        var i = 0
-        while i < x.count {
-            let v = x[i]
-            let q = Swift.min(top, Swift.max(0, ((v - m) * inv).rounded(.toNearestOrEven)))
-            let d = v - (s * q + m)
-            err += d * d
-            sq += q; sqq += q * q; sx += v; sxq += v * q
-            i += 1
-        }
-        return (Double(err), sq, sqq, sx, sxq)
     }
 
     @inline(__always)

@@ -1,73 +1,44 @@
+import CFolioKernels
+
 /// Symmetric 8-bit quantization of one group: `x ≈ scale * q`, q in [-127, 127].
 ///
-/// The scale starts at max|x|/127 and is then refined by least squares on the chosen codes
-/// (`scale = Σxq / Σq²`), keeping whichever scale gives the smaller squared error. The
-/// error is measured with the scale as it will be stored (float16 for grouped schemes).
+/// The scale starts at max|x|/127 and is refined once by least squares on the chosen codes
+/// (`scale = Σxq / Σq²`); whichever gives the smaller squared error is kept. The error is
+/// measured with the scale as it will be stored (float16 for grouped schemes). The loops are
+/// in the C target CFolioKernels, where clang vectorizes them.
 enum Int8Kernel {
     static func quantize(_ x: UnsafeBufferPointer<Float>, codes: UnsafeMutablePointer<Int8>, halfScale: Bool) throws -> Float {
-        var maxAbs: Float = 0
-        for v in x { maxAbs = Swift.max(maxAbs, abs(v)) }
+        let n = x.count
+        let maxAbs = folio_max_abs(x.baseAddress, n)
+        guard !maxAbs.isNaN else { throw RowCodecIssue.nonFinite(index: x.firstIndex { !$0.isFinite } ?? 0) }
         if maxAbs == 0 {
-            for i in 0..<x.count { codes[i] = 0 }
+            codes.initialize(repeating: 0, count: n)
             return 0
         }
+        guard maxAbs.isFinite else { throw RowCodecIssue.nonFinite(index: x.firstIndex { !$0.isFinite } ?? 0) }
         func stored(_ s: Float) -> Float { halfScale ? Float(Float16(s)) : s }
         let first = stored(maxAbs / 127)
         if !first.isFinite { throw RowCodecIssue.scaleOverflow(maxAbs: maxAbs) }
         var best = first
-        var bestErr = error(x, scale: first)
-        var s = first
-        for _ in 0..<2 {
-            // Least-squares scale for the codes that `s` produces.
-            var sxq: Double = 0, sqq: Double = 0
-            let inv = s > 0 ? 1 / s : 0
-            for v in x {
-                let q = Swift.min(127, Swift.max(-127, (v * inv).rounded(.toNearestOrEven)))
-                sxq += Double(v) * Double(q)
-                sqq += Double(q) * Double(q)
+        if first > 0 {
+            var err = 0.0, sxq = 0.0, sqq = 0.0
+            folio_sym_pass(x.baseAddress, n, first, &err, &sxq, &sqq)
+            if sqq > 0 {
+                let next = stored(Float(sxq / sqq))
+                if next.isFinite, next > 0, next != first {
+                    var err2 = 0.0, a = 0.0, b = 0.0
+                    folio_sym_pass(x.baseAddress, n, next, &err2, &a, &b)
+                    if err2 < err { best = next }
+                }
             }
-            guard sqq > 0 else { break }
-            let next = stored(Float(sxq / sqq))
-            guard next.isFinite, next > 0, next != s else { break }
-            let e = error(x, scale: next)
-            if e < bestErr { best = next; bestErr = e }
-            s = next
         }
-        let inv: Float = best > 0 ? 1 / best : 0
-        for i in 0..<x.count {
-            codes[i] = Int8(Swift.min(127, Swift.max(-127, (x[i] * inv).rounded(.toNearestOrEven))))
-        }
+        folio_sym_codes(x.baseAddress, n, best, codes)
         return best
-    }
-
-    private static func error(_ x: UnsafeBufferPointer<Float>, scale s: Float) -> Double {
-        guard s > 0 else { return .infinity }
-        let inv = 1 / s
-        var e: Double = 0
-        for v in x {
-            let q = Swift.min(127, Swift.max(-127, (v * inv).rounded(.toNearestOrEven)))
-            let d = Double(v - s * q)
-            e += d * d
-        }
-        return e
     }
 
     /// `out[i] = scale * codes[i]`, eight lanes at a time.
     @inline(__always)
     static func dequantize(_ codes: UnsafePointer<Int8>, count: Int, scale: Float, into out: UnsafeMutablePointer<Float>) {
-        var i = 0
-        let raw = UnsafeRawPointer(codes)
-        let outRaw = UnsafeMutableRawPointer(out)
-        while i + 8 <= count {
-            let q = raw.loadUnaligned(fromByteOffset: i, as: SIMD8<Int8>.self)
-            let f = SIMD8<Float>(SIMD8<Int32>(truncatingIfNeeded: q)) * scale
-            outRaw.storeBytes(of: f, toByteOffset: i * 4, as: SIMD8<Float>.self)
-            i += 8
-        }
-        while i < count {
-            out[i] = scale * Float(codes[i])
-            i += 1
-        }
+        for i in 0..<count { out[i] = scale * Float(codes[i]) }
     }
 }
-

@@ -1,0 +1,155 @@
+#include "folio_kernels.h"
+#include <string.h>
+
+/* Explicit 8-lane vectors (clang vector extensions): the loops need no fast-math to
+   vectorize, and the rounding trick (v + 1.5*2^23) - 1.5*2^23 stays exact because nothing
+   is reassociated. Hot kernels are compiled twice (AVX2 and baseline) and chosen at load
+   time by the dynamic linker (target_clones). */
+
+typedef float v8f __attribute__((vector_size(32), aligned(4)));
+typedef int32_t v8i __attribute__((vector_size(32), aligned(4)));
+typedef uint32_t v8u __attribute__((vector_size(32), aligned(4)));
+
+#define MAGIC 12582912.0f /* 1.5 * 2^23 */
+#define CLONES __attribute__((target_clones("avx2", "default")))
+
+/* Macros rather than functions: 32-byte vector arguments would change the baseline ABI. */
+#define LOAD8(p) ({ v8f v_; memcpy(&v_, (p), 32); v_; })
+#define SPLAT(x) ((v8f){(x), (x), (x), (x), (x), (x), (x), (x)})
+#define HSUM(v) ({ v8f h_ = (v); ((h_[0] + h_[1]) + (h_[2] + h_[3])) + ((h_[4] + h_[5]) + (h_[6] + h_[7])); })
+#define VCLAMP(v, lo, hi) __builtin_elementwise_min(__builtin_elementwise_max((v), (lo)), (hi))
+#define VROUND(v) (((v) + SPLAT(MAGIC)) - SPLAT(MAGIC))
+
+static inline float clampf(float v, float lo, float hi) { v = v < lo ? lo : v; return v > hi ? hi : v; }
+static inline float roundf_even(float v) { return (v + MAGIC) - MAGIC; }
+static inline uint32_t bits(float v) { uint32_t u; memcpy(&u, &v, 4); return u; }
+static inline float from_bits(uint32_t u) { float v; memcpy(&v, &u, 4); return v; }
+
+CLONES float folio_max_abs(const float *x, size_t n) {
+    v8u m = {0};
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        v8u a; memcpy(&a, x + i, 32);
+        a &= 0x7FFFFFFFu;
+        m = __builtin_elementwise_max(m, a);
+    }
+    uint32_t r = 0;
+    for (int k = 0; k < 8; k++) r = m[k] > r ? m[k] : r;
+    for (; i < n; i++) { uint32_t a = bits(x[i]) & 0x7FFFFFFFu; r = a > r ? a : r; }
+    return r > 0x7F800000u ? __builtin_nanf("") : from_bits(r);
+}
+
+/* Integer keys that order like the floats (no NaN here: callers check max |x| first). */
+#define KEY8(i) ((i) ^ (((i) >> 31) & 0x7FFFFFFF))
+static inline int32_t key1(float v) { int32_t i = (int32_t)bits(v); return i ^ ((i >> 31) & 0x7FFFFFFF); }
+static inline float unkey(int32_t k) { return from_bits((uint32_t)(k ^ ((k >> 31) & 0x7FFFFFFF))); }
+
+CLONES void folio_min_max(const float *x, size_t n, float *lo, float *hi) {
+    v8i a = {INT32_MAX, INT32_MAX, INT32_MAX, INT32_MAX, INT32_MAX, INT32_MAX, INT32_MAX, INT32_MAX};
+    v8i b = -a - 1;
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        v8i v; memcpy(&v, x + i, 32);
+        v8i k = KEY8(v);
+        a = __builtin_elementwise_min(a, k);
+        b = __builtin_elementwise_max(b, k);
+    }
+    int32_t ra = INT32_MAX, rb = INT32_MIN;
+    for (int k = 0; k < 8; k++) { ra = a[k] < ra ? a[k] : ra; rb = b[k] > rb ? b[k] : rb; }
+    for (; i < n; i++) { int32_t k = key1(x[i]); ra = k < ra ? k : ra; rb = k > rb ? k : rb; }
+    *lo = n ? unkey(ra) : 0;
+    *hi = n ? unkey(rb) : 0;
+}
+
+CLONES void folio_sym_pass(const float *x, size_t n, float s, double *err, double *sxq, double *sqq) {
+    const float inv = 1.0f / s;
+    const v8f vinv = SPLAT(inv), vs = SPLAT(s), lo = SPLAT(-127.0f), hi = SPLAT(127.0f);
+    v8f e = {0}, xq = {0}, qq = {0};
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        v8f v = LOAD8(x + i);
+        v8f q = VROUND(VCLAMP(v * vinv, lo, hi));
+        v8f d = v - q * vs;
+        e += d * d; xq += v * q; qq += q * q;
+    }
+    double te = HSUM(e), txq = HSUM(xq), tqq = HSUM(qq);
+    for (; i < n; i++) {
+        float q = roundf_even(clampf(x[i] * inv, -127.0f, 127.0f));
+        float d = x[i] - q * s;
+        te += d * d; txq += x[i] * q; tqq += q * q;
+    }
+    *err = te; *sxq = txq; *sqq = tqq;
+}
+
+CLONES void folio_sym_codes(const float *x, size_t n, float s, int8_t *codes) {
+    const float inv = s > 0 ? 1.0f / s : 0.0f;
+    const v8f vinv = SPLAT(inv), lo = SPLAT(-127.0f), hi = SPLAT(127.0f);
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        v8i q = __builtin_convertvector(VROUND(VCLAMP(LOAD8(x + i) * vinv, lo, hi)), v8i);
+        for (int k = 0; k < 8; k++) codes[i + k] = (int8_t)q[k];
+    }
+    for (; i < n; i++) codes[i] = (int8_t)(int)roundf_even(clampf(x[i] * inv, -127.0f, 127.0f));
+}
+
+CLONES void folio_affine_pass(const float *x, size_t n, float s, float m, float top,
+                              double *err, double *sq, double *sqq, double *sx, double *sxq) {
+    const float inv = 1.0f / s;
+    const v8f vinv = SPLAT(inv), vs = SPLAT(s), vm = SPLAT(m), lo = SPLAT(0.0f), hi = SPLAT(top);
+    v8f e = {0}, a = {0}, b = {0}, c = {0}, d2 = {0};
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        v8f v = LOAD8(x + i);
+        v8f q = VROUND(VCLAMP((v - vm) * vinv, lo, hi));
+        v8f d = v - (vs * q + vm);
+        e += d * d; a += q; b += q * q; c += v; d2 += v * q;
+    }
+    double te = HSUM(e), ta = HSUM(a), tb = HSUM(b), tc = HSUM(c), td = HSUM(d2);
+    for (; i < n; i++) {
+        float q = roundf_even(clampf((x[i] - m) * inv, 0.0f, top));
+        float d = x[i] - (s * q + m);
+        te += d * d; ta += q; tb += q * q; tc += x[i]; td += x[i] * q;
+    }
+    *err = te; *sq = ta; *sqq = tb; *sx = tc; *sxq = td;
+}
+
+CLONES void folio_affine_codes(const float *x, size_t n, float s, float m, float top, uint8_t *codes) {
+    const float inv = 1.0f / s;
+    const v8f vinv = SPLAT(inv), vm = SPLAT(m), lo = SPLAT(0.0f), hi = SPLAT(top);
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        v8i q = __builtin_convertvector(VROUND(VCLAMP((LOAD8(x + i) - vm) * vinv, lo, hi)), v8i);
+        for (int k = 0; k < 8; k++) codes[i + k] = (uint8_t)q[k];
+    }
+    for (; i < n; i++) codes[i] = (uint8_t)(int)roundf_even(clampf((x[i] - m) * inv, 0.0f, top));
+}
+
+CLONES void folio_error_stats(const float *a, const float *b, size_t n, double sums[4], double *max_abs) {
+    v8f se = {0}, sa = {0}, sb = {0}, sab = {0};
+    v8u mx = {0};
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        v8f x = LOAD8(a + i), y = LOAD8(b + i);
+        v8f d = x - y;
+        v8u ad; memcpy(&ad, &d, 32);
+        mx = __builtin_elementwise_max(mx, ad & 0x7FFFFFFFu);
+        se += d * d; sa += x * x; sb += y * y; sab += x * y;
+    }
+    double tse = HSUM(se), tsa = HSUM(sa), tsb = HSUM(sb), tsab = HSUM(sab);
+    uint32_t m = 0;
+    for (int k = 0; k < 8; k++) m = mx[k] > m ? mx[k] : m;
+    for (; i < n; i++) {
+        float d = a[i] - b[i];
+        uint32_t ad = bits(d) & 0x7FFFFFFFu;
+        m = ad > m ? ad : m;
+        tse += d * d; tsa += a[i] * a[i]; tsb += b[i] * b[i]; tsab += a[i] * b[i];
+    }
+    sums[0] += tse; sums[1] += tsa; sums[2] += tsb; sums[3] += tsab;
+    if (*max_abs != *max_abs || m > 0x7F800000u) *max_abs = __builtin_nan("");
+    else if ((double)from_bits(m) > *max_abs) *max_abs = from_bits(m);
+}
+
+CLONES void folio_bf16_to_f32(const uint16_t *src, size_t n, float *dst) {
+    uint32_t *out = (uint32_t *)dst;
+    for (size_t i = 0; i < n; i++) out[i] = (uint32_t)src[i] << 16;
+}
