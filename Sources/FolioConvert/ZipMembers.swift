@@ -9,14 +9,17 @@ struct ZipMember: Sendable {
     var size: Int { bytes.count }
 }
 
-/// The members of a zip archive. ZIPFoundation reads the central directory (zip64 included)
-/// and inflates deflated members; stored members, which is how `torch.save` and `np.savez`
-/// write their arrays, are served zero-copy from the memory-mapped archive.
+/// The members of a zip archive. ZIPFoundation reads the central directory (zip64 included),
+/// decodes names and inflates deflated members; stored members, which is how `torch.save`
+/// and `np.savez` write their arrays, are served zero-copy from the memory-mapped archive.
 enum ZipMembers {
     /// Lists the regular files of the archive at `path` (`map` is the same file, mapped).
     /// Directories are skipped; symbolic links, encrypted members, compression methods other
     /// than stored and deflate, and duplicate names are refused.
     static func list(_ path: String, map: MappedFile) throws -> [ZipMember] {
+        // Checked first: ZIPFoundation traps on offsets beyond 2^63 and stops silently on
+        // others that run past the end, and the walk gives each member's data offset.
+        let records = try map.withBytes { try ZipDirectory.walk($0, file: path) }
         let archive: Archive
         do {
             archive = try Archive(url: URL(fileURLWithPath: path), accessMode: .read)
@@ -25,8 +28,15 @@ enum ZipMembers {
         }
         var seen = Set<String>()
         var members: [ZipMember] = []
+        var index = 0
         for entry in archive {
+            guard index < records.count else { break }
+            let record = records[index]
+            index += 1
             let name = entry.path
+            guard !record.name.allSatisfy({ $0 < 0x80 }) || record.name == Array(name.utf8) else {
+                throw ConvertError.badFile(file: path, reason: "zip member \(index - 1) is named '\(name)' by ZIPFoundation, '\(String(decoding: record.name, as: UTF8.self))' by its header")
+            }
             switch entry.type {
             case .directory: continue
             case .symlink: throw ConvertError.badFile(file: path, reason: "zip member '\(name)' is a symbolic link, not a file")
@@ -38,72 +48,137 @@ enum ZipMembers {
             guard entry.uncompressedSize <= UInt64(FolioFormat.maxElements), entry.compressedSize <= UInt64(map.size) else {
                 throw ConvertError.badFile(file: path, reason: "zip member '\(name)' declares \(entry.uncompressedSize) bytes (\(entry.compressedSize) compressed) in a file of \(map.size) bytes")
             }
-            let size = Int(entry.uncompressedSize)
-            let local = try localHeader(of: entry, name: name, map: map, file: path)
-            if let local {
-                guard local.flags & 1 == 0 else {
-                    throw ConvertError.unsupported(file: path, reason: "zip member '\(name)' is encrypted")
-                }
-                switch local.method {
-                case 0:
-                    let (end, o) = local.dataOffset.addingReportingOverflow(size)
-                    guard !o, end <= map.size else {
-                        throw ConvertError.badFile(file: path, reason: "zip member '\(name)' (\(size) bytes at offset \(local.dataOffset)) runs past the end of the file (\(map.size) bytes)")
-                    }
-                    members.append(ZipMember(path: name, bytes: .mapped(map, offset: local.dataOffset, count: size)))
-                    continue
-                case 8: break
-                default:
-                    throw ConvertError.unsupported(file: path, reason: "zip member '\(name)' uses compression method \(local.method); only stored and deflated members are supported")
-                }
+            guard record.flags & 1 == 0 else {
+                throw ConvertError.unsupported(file: path, reason: "zip member '\(name)' is encrypted")
             }
-            members.append(ZipMember(path: name, bytes: .inflated(InflatedMember(archive: path, member: name, count: size))))
+            let size = Int(entry.uncompressedSize)
+            switch record.method {
+            case 0:
+                let (end, o) = record.dataOffset.addingReportingOverflow(size)
+                guard !o, end <= map.size else {
+                    throw ConvertError.badFile(file: path, reason: "zip member '\(name)' (\(size) bytes at offset \(record.dataOffset)) runs past the end of the file (\(map.size) bytes)")
+                }
+                members.append(ZipMember(path: name, bytes: .mapped(map, offset: record.dataOffset, count: size)))
+            case 8:
+                members.append(ZipMember(path: name, bytes: .inflated(InflatedMember(archive: path, member: name, count: size))))
+            default:
+                throw ConvertError.unsupported(file: path, reason: "zip member '\(name)' uses compression method \(record.method); only stored and deflated members are supported")
+            }
+        }
+        guard index == records.count else {
+            throw ConvertError.badFile(file: path, reason: "the central directory lists \(records.count) members, ZIPFoundation read \(index)")
         }
         return members
     }
+}
 
-    /// The member's local file header, read from the mapping: compression method, flags and
-    /// where its data starts. ZIPFoundation keeps the header's offset internal, so it is read
-    /// from the entry by reflection; nil when that is not possible (another ZIPFoundation
-    /// version), in which case the member is read through ZIPFoundation's own streaming.
-    static func localHeader(of entry: Entry, name: String, map: MappedFile, file: String) throws -> (method: UInt16, flags: UInt16, dataOffset: Int)? {
-        guard let offset = localHeaderOffset(entry) else { return nil }
-        func bad(_ r: String) -> ConvertError { .badFile(file: file, reason: "zip member '\(name)': \(r)") }
-        guard offset <= UInt64(map.size), UInt64(map.size) - offset >= 30 else {
-            throw bad("local header offset \(offset) is outside the file (\(map.size) bytes)")
-        }
-        let at = Int(offset)
-        return try map.withBytes { all in
-            func u16(_ o: Int) -> UInt16 { UInt16(littleEndian: all.loadUnaligned(fromByteOffset: at + o, as: UInt16.self)) }
-            guard all.loadUnaligned(fromByteOffset: at, as: UInt32.self) == UInt32(0x0403_4B50).littleEndian else {
-                throw bad("no local header signature at offset \(offset)")
-            }
-            let nameLength = Int(u16(26)), extraLength = Int(u16(28))
-            let dataOffset = at + 30 + nameLength + extraLength
-            guard dataOffset <= map.size else { throw bad("local header at offset \(offset) runs past the end of the file") }
-            let stored = Array(all[(at + 30)..<(at + 30 + nameLength)])
-            if stored.allSatisfy({ $0 < 0x80 }), stored != Array(name.utf8) {
-                throw bad("local header names '\(String(decoding: stored, as: UTF8.self))', the central directory '\(name)'")
-            }
-            return (u16(8), u16(6), dataOffset)
-        }
+/// A check of a zip archive's central directory on its bytes, walking it the way
+/// ZIPFoundation 0.9's `Archive.makeIterator` does (end record found from the end of the
+/// file, the zip64 end record right before its locator, zip64 extra fields for values stored
+/// as 0xFFFFFFFF), so that every offset it will seek to is known to lie within the file.
+enum ZipDirectory {
+    struct Record {
+        let name: [UInt8]
+        let method: UInt16
+        let flags: UInt16
+        /// Absolute offset of the member's data (after its local header).
+        let dataOffset: Int
     }
 
-    /// The local header offset of an entry, as ZIPFoundation computes it internally
-    /// (`effectiveRelativeOffsetOfLocalHeader`): the zip64 extra field's offset when present and
-    /// non-zero, else the central directory's 32-bit one.
-    static func localHeaderOffset(_ entry: Entry) -> UInt64? {
-        guard let central = Mirror(reflecting: entry).descendant("centralDirectoryStructure") else { return nil }
-        let m = Mirror(reflecting: central)
-        guard let short = m.descendant("relativeOffsetOfLocalHeader") as? UInt32 else { return nil }
-        if let fields = m.descendant("extraFields", "some") {
-            for field in Mirror(reflecting: fields).children {
-                let f = Mirror(reflecting: field.value)
-                guard String(describing: f.subjectType).contains("ZIP64ExtendedInformation") else { continue }
-                if let long = f.descendant("relativeOffsetOfLocalHeader") as? UInt64, long > 0 { return long }
+    static func walk(_ b: UnsafeRawBufferPointer, file: String) throws -> [Record] {
+        func bad(_ r: String) -> ConvertError { .badFile(file: file, reason: "damaged zip archive: \(r)") }
+        func u16(_ o: Int) -> UInt16 { UInt16(littleEndian: b.loadUnaligned(fromByteOffset: o, as: UInt16.self)) }
+        func u32(_ o: Int) -> UInt32 { UInt32(littleEndian: b.loadUnaligned(fromByteOffset: o, as: UInt32.self)) }
+        func u64(_ o: Int) -> UInt64 { UInt64(littleEndian: b.loadUnaligned(fromByteOffset: o, as: UInt64.self)) }
+        let n = b.count
+        /// An offset read from the file, as an Int when `offset + need` bytes fit in the file.
+        func within(_ offset: UInt64, _ need: Int, _ what: String) throws -> Int {
+            guard offset <= UInt64(n), need <= n - Int(offset) else {
+                throw bad("\(what) at offset \(offset) runs past the end of the file (\(n) bytes)")
+            }
+            return Int(offset)
+        }
+
+        // The end of central directory record: the last signature, searched from the end.
+        guard n >= 22 else { throw bad("\(n) bytes is too short for a zip archive") }
+        var eocd = n - 22
+        while eocd >= 0 && u32(eocd) != 0x0605_4B50 { eocd -= 1 }
+        guard eocd >= 0 else { throw bad("no end of central directory record") }
+        _ = try within(UInt64(eocd), 22 + Int(u16(eocd + 20)), "the end of central directory record")
+        var total = UInt64(u16(eocd + 10))
+        var start = UInt64(u32(eocd + 16))
+        if eocd >= 20 + 56 + 1, u32(eocd - 20) == 0x0706_4B50 {
+            let record = eocd - 20 - 56
+            if u32(record) == 0x0606_4B50, u16(record + 14) >= 45 {
+                total = u64(record + 32)
+                start = u64(record + 48)
             }
         }
-        return short == UInt32.max ? nil : UInt64(short)
+        // Each entry takes at least 46 bytes, which bounds the count before any allocation.
+        guard total <= UInt64(n / 46) else { throw bad("the central directory claims \(total) members in \(n) bytes") }
+
+        var records: [Record] = []
+        var at = try within(start, 0, "the central directory")
+        for i in 0..<Int(total) {
+            let entry = "central directory entry \(i)"
+            _ = try within(UInt64(at), 46, entry)
+            guard u32(at) == 0x0201_4B50 else { throw bad("\(entry) at offset \(at) has no signature") }
+            let versionNeeded = u16(at + 6), flags = u16(at + 8), method = u16(at + 10)
+            let compressed32 = u32(at + 20), uncompressed32 = u32(at + 24)
+            let nameLength = Int(u16(at + 28)), extraLength = Int(u16(at + 30)), commentLength = Int(u16(at + 32))
+            let disk = u16(at + 34), offset32 = u32(at + 42)
+            let size = 46 + nameLength + extraLength + commentLength
+            _ = try within(UInt64(at), size, entry)
+            let name = Array(UnsafeRawBufferPointer(rebasing: b[(at + 46)..<(at + 46 + nameLength)]))
+
+            // The zip64 extra field, read as ZIPFoundation reads it: the first field of ID 1,
+            // holding exactly the values that the entry stores as all ones.
+            var zip64: (uncompressed: UInt64, compressed: UInt64, offset: UInt64)?
+            var e = at + 46 + nameLength
+            let extraEnd = e + extraLength
+            while e < extraEnd - 4 {
+                let id = u16(e), length = Int(u16(e + 2))
+                guard e + 4 + length <= extraEnd else { break }
+                if id == 1 {
+                    let wanted = [uncompressed32 == .max, compressed32 == .max, offset32 == .max]
+                    let expected = wanted.filter { $0 }.count * 8 + (disk == .max ? 4 : 0)
+                    if expected == length {
+                        var r = e + 4
+                        var values: [UInt64] = [0, 0, 0]
+                        for (k, w) in wanted.enumerated() where w {
+                            values[k] = u64(r)
+                            r += 8
+                        }
+                        zip64 = (values[0], values[1], values[2])
+                    }
+                    break
+                }
+                e += 4 + length
+            }
+            let isZIP64 = UInt8(truncatingIfNeeded: versionNeeded) >= 45 || zip64 != nil
+            func effective(_ long: UInt64?, _ short: UInt32) -> UInt64 {
+                if isZIP64, let long, long > 0 { return long }
+                return UInt64(short)
+            }
+            let localOffset = effective(zip64?.offset, offset32)
+            let compressed = effective(zip64?.compressed, compressed32)
+            let uncompressed = effective(zip64?.uncompressed, uncompressed32)
+
+            let local = try within(localOffset, 30, "the local header of \(entry)")
+            guard u32(local) == 0x0403_4B50 else { throw bad("the local header of \(entry) at offset \(local) has no signature") }
+            guard u16(local + 8) == method else { throw bad("\(entry) has compression method \(method), its local header \(u16(local + 8))") }
+            let localExtra = Int(u16(local + 26)) + Int(u16(local + 28))
+            let data = try within(UInt64(local), 30 + localExtra, "the local header of \(entry)") + 30 + localExtra
+            if flags & 8 != 0 {
+                // The data descriptor follows the data; ZIPFoundation seeks to it.
+                _ = try within(UInt64(data), 0, "the data of \(entry)")
+                let length = method != 0 ? compressed : uncompressed
+                guard length <= UInt64(n - data) else { throw bad("the data of \(entry) (\(length) bytes at offset \(data)) runs past the end of the file") }
+            }
+            records.append(Record(name: name, method: method, flags: flags, dataOffset: data))
+            at += size
+        }
+        return records
     }
 }
 

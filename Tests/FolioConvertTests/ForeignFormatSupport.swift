@@ -54,3 +54,33 @@ func corruptCorpus(_ folder: String) throws -> [(path: String, phrase: String)] 
     #expect(Set(files) == Set(map.keys), "every corrupt file has an expected phrase")
     return map.keys.sorted().map { (dir + "/" + $0, map[$0]!) }
 }
+
+/// Damages copies of `fixture` at random (overwritten bytes, truncations) and opens each with
+/// `open`, reading every tensor: each attempt must either succeed or throw ConvertError.
+func randomFileDamageNeverTraps(_ fixture: String, trials: Int, seed: UInt64, open: (String) throws -> Checkpoint) throws {
+    let valid = readBytes(foreignFixture(fixture))
+    let dir = TempDir()
+    var rng = RNG(seed: seed)
+    var rejected = 0
+    for trial in 0..<trials {
+        var bytes = valid
+        for _ in 0..<(1 + rng.below(4)) {
+            bytes[rng.below(bytes.count)] = UInt8(truncatingIfNeeded: rng.next())
+        }
+        if trial % 6 == 0 { bytes = Array(bytes[..<rng.below(bytes.count)]) }
+        let path = dir.file("damaged-\(trial % 4)")
+        writeBytes(bytes, to: path)
+        do {
+            let c = try open(path)
+            for t in c.tensors {
+                _ = try denseBytes(t, piece: 1 << 12)
+                _ = try floatBits(t)
+            }
+        } catch is ConvertError {
+            rejected += 1
+        } catch {
+            Issue.record("trial \(trial): \(type(of: error)): \(error)")
+        }
+    }
+    #expect(rejected > 0)
+}

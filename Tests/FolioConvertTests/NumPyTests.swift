@@ -80,6 +80,14 @@ import Folio
         #expect(out == (0..<(300 * 16)).map(Float.init))
     }
 
+    /// A zip written byte by byte by the fixture script (the control for the crafted zips of
+    /// the corrupt corpus, which differ from it in one directory field each).
+    @Test func handWrittenZipIsRead() throws {
+        let c = try Checkpoint.openNumPy(foreignFixture("numpy/handmade.npz"))
+        #expect(c.tensors.map(\.name) == ["a"])
+        #expect(try floatBits(c.tensors[0]) == [0, 1, 2].map { Float($0).bitPattern })
+    }
+
     @Test func corruptCorpusIsRejected() throws {
         let corpus = try corruptCorpus("numpy/corrupt")
         #expect(corpus.count >= 24)
@@ -141,5 +149,12 @@ import Folio
                 Issue.record("trial \(trial): \(error)")
             }
         }
+    }
+}
+
+@Suite struct NumPyMutationTests {
+    @Test(arguments: ["numpy/arrays.npz", "numpy/arrays_compressed.npz", "numpy/f32.npy"])
+    func randomFileDamageNeverTraps(_ fixture: String) throws {
+        try FolioConvertTests.randomFileDamageNeverTraps(fixture, trials: 600, seed: 9) { try Checkpoint.openNumPy($0) }
     }
 }

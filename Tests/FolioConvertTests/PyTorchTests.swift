@@ -208,3 +208,10 @@ import Folio
         #expect(!Checkpoint.isContiguous(shape: [4], stride: [3]))
     }
 }
+
+@Suite struct PyTorchMutationTests {
+    @Test(arguments: ["pytorch/state_dict.pt", "pytorch/deflated.pt", "pytorch/nested.bin"])
+    func randomFileDamageNeverTraps(_ fixture: String) throws {
+        try FolioConvertTests.randomFileDamageNeverTraps(fixture, trials: 600, seed: 3) { try Checkpoint.openPyTorch($0) }
+    }
+}

@@ -17,9 +17,11 @@ import io
 import json
 import os
 import pickle
+import struct
 import subprocess
 import sys
 import zipfile
+import zlib
 
 import numpy as np
 import torch
@@ -257,6 +259,26 @@ def npy_raw(header, data=b"", version=(1, 0)):
     return b"\x93NUMPY" + bytes(version) + size + h + data
 
 
+def raw_zip(name, data, offset32=None, extra=b"", flags=0, zip64_eocd_start=None, total=1, sizes32=None):
+    """A one-member stored zip written byte by byte, so that its directory can lie."""
+    crc = zlib.crc32(data)
+    name = name.encode()
+    csize = usize = len(data) if sizes32 is None else sizes32
+    local = struct.pack("<IHHHHHIIIHH", 0x04034B50, 20, flags, 0, 0, 0, crc, csize, usize, len(name), 0) + name + data
+    cd_start = len(local)
+    off = 0 if offset32 is None else offset32
+    central = struct.pack("<IHHHHHHIIIHHHHHII", 0x02014B50, 20, 45 if extra else 20, flags, 0, 0, 0, crc, csize, usize,
+                          len(name), len(extra), 0, 0, 0, 0, off) + name + extra
+    out = local + central
+    if zip64_eocd_start is not None:
+        record_at = len(out)
+        out += struct.pack("<IQHHIIQQQQ", 0x06064B50, 44, 45, 45, 0, 0, total, total, len(central), zip64_eocd_start)
+        out += struct.pack("<IIQI", 0x07064B50, 0, record_at, 1)
+    out += struct.pack("<IHHHHIIH", 0x06054B50, 0, 0, total if total < 0xFFFF else 0xFFFF, total if total < 0xFFFF else 0xFFFF,
+                       len(central), cd_start, 0)
+    return out
+
+
 def make_numpy():
     clean(NP)
     arrays = numpy_arrays()
@@ -310,6 +332,18 @@ def make_numpy():
     with zipfile.ZipFile(buf, "w") as z:
         put(z, "notes.txt", b"hello")
     bad("not_npy_member.npz", "not a .npy array", buf.getvalue())
+    member = npy_raw(good, f4)
+    bad("valid_handmade_zip_control.npz", "NOT AN ERROR", raw_zip("a.npy", member))
+    del expected["valid_handmade_zip_control.npz"]
+    os.rename(os.path.join(C, "valid_handmade_zip_control.npz"), os.path.join(NP, "handmade.npz"))
+    # Offsets and sizes past 2^63 (ZIPFoundation would trap seeking to them), in zip64 fields.
+    bad("zip64_local_offset_huge.npz", "runs past the end of the file",
+        raw_zip("a.npy", member, offset32=0xFFFFFFFF, extra=struct.pack("<HHQ", 1, 8, 2**63 + 5)))
+    bad("zip64_directory_start_huge.npz", "runs past the end of the file", raw_zip("a.npy", member, zip64_eocd_start=2**63 + 1))
+    bad("zip64_descriptor_size_huge.npz", "runs past the end of the file",
+        raw_zip("a.npy", member, flags=8, sizes32=0xFFFFFFFF, extra=struct.pack("<HHQQ", 1, 16, 2**64 - 10, 2**64 - 10)))
+    bad("member_count_huge.npz", "claims", raw_zip("a.npy", member, total=40000))
+    bad("member_count_short.npz", "entry 1", raw_zip("a.npy", member, total=2))
     whole = open(os.path.join(NP, "arrays.npz"), "rb").read()
     bad("truncated.npz", "zip", whole[: len(whole) // 2])
     with open(os.path.join(C, "expected.json"), "w") as f:
