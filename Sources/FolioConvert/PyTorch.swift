@@ -139,6 +139,8 @@ struct PyTorchStridedStorage: TensorStorage {
 
     var storedBytes: Int { nbytes }
     var denseDType: DType? { dtype }
+    /// Each read gathers into its own buffer; a deflated storage is one stream.
+    var supportsConcurrentReads: Bool { source.isMapped }
 
     /// Copies elements `first..<first+count` (row-major order of the view) into `dst`.
     func gather(first: Int, count: Int, into dst: UnsafeMutableRawPointer) throws {

@@ -187,6 +187,11 @@ enum ByteSource: Sendable {
     case mapped(MappedFile, offset: Int, count: Int)
     case inflated(InflatedMember)
 
+    var isMapped: Bool {
+        if case .mapped = self { return true }
+        return false
+    }
+
     var count: Int {
         switch self {
         case let .mapped(_, _, count): return count
@@ -348,6 +353,8 @@ struct ByteSourceStorage: TensorStorage {
 
     var storedBytes: Int { nbytes }
     var denseDType: DType? { dtype }
+    /// Mapped bytes can be read from any thread; a deflated member is one stream.
+    var supportsConcurrentReads: Bool { source.isMapped }
 
     func forEachDensePiece(piece: Int, _ body: (UnsafeRawBufferPointer) throws -> Void) throws {
         try source.forEachPiece(begin..<(begin + nbytes), piece: piece, body)

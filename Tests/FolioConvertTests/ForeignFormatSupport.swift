@@ -84,3 +84,9 @@ func randomFileDamageNeverTraps(_ fixture: String, trials: Int, seed: UInt64, op
     }
     #expect(rejected > 0)
 }
+
+/// Hands values to `DispatchQueue.concurrentPerform` workers that touch disjoint parts of them.
+struct TestBox<T>: @unchecked Sendable {
+    let value: T
+    init(_ value: T) { self.value = value }
+}

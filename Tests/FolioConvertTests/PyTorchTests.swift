@@ -73,6 +73,29 @@ import Folio
         }
     }
 
+    /// Row reads from several threads at once (as the converter's encoding threads make them
+    /// on mapped sources) agree with single-threaded reads; deflated storages are thread-safe too.
+    @Test(arguments: ["pytorch/state_dict.pt", "pytorch/deflated.pt"])
+    func concurrentRowReadsAgree(_ file: String) throws {
+        let c = try Checkpoint.openPyTorch(foreignFixture(file))
+        for t in c.tensors where t.rowWidth > 0 && !t.shape.isEmpty {
+            #expect(t.storage.supportsConcurrentReads == !file.contains("deflated"), "\(t.name)")
+            let expected = try floatBits(t)
+            let rows = t.rowCount, width = t.rowWidth
+            let out = UnsafeMutableBufferPointer<Float>.allocate(capacity: rows * width)
+            defer { out.deallocate() }
+            let failures = TestBox(UnsafeMutablePointer<Int>.allocate(capacity: rows))
+            defer { failures.value.deallocate() }
+            let shared = TestBox((out.baseAddress!, t))
+            DispatchQueue.concurrentPerform(iterations: rows) { r in
+                let (base, t) = shared.value
+                do { try t.readRows(start: r, count: 1, into: base + r * width); failures.value[r] = 0 } catch { failures.value[r] = 1 }
+            }
+            #expect((0..<rows).allSatisfy { failures.value[$0] == 0 })
+            #expect(Array(out).map(\.bitPattern) == expected, "\(t.name)")
+        }
+    }
+
     /// A pickle whose reduce would run a shell command is refused at the global, naming it,
     /// and nothing runs: the marker file that the command would create never appears. (The
     /// fixture script checks that Python's own pickle does create it.)
