@@ -9,6 +9,7 @@
 typedef float v8f __attribute__((vector_size(32), aligned(4)));
 typedef int32_t v8i __attribute__((vector_size(32), aligned(4)));
 typedef uint32_t v8u __attribute__((vector_size(32), aligned(4)));
+typedef double v8d __attribute__((vector_size(64), aligned(8)));
 
 #define MAGIC 12582912.0f /* 1.5 * 2^23 */
 #define CLONES __attribute__((target_clones("avx2", "default")))
@@ -125,7 +126,8 @@ CLONES void folio_affine_codes(const float *x, size_t n, float s, float m, float
 }
 
 CLONES void folio_error_stats(const float *a, const float *b, size_t n, double sums[4], double *max_abs) {
-    v8f se = {0}, sa = {0}, sb = {0}, sab = {0};
+    /* Double accumulators: values may be large (integer tensors compared by diff). */
+    v8d se = {0}, sa = {0}, sb = {0}, sab = {0};
     v8u mx = {0};
     size_t i = 0;
     for (; i + 8 <= n; i += 8) {
@@ -133,16 +135,19 @@ CLONES void folio_error_stats(const float *a, const float *b, size_t n, double s
         v8f d = x - y;
         v8u ad; memcpy(&ad, &d, 32);
         mx = __builtin_elementwise_max(mx, ad & 0x7FFFFFFFu);
-        se += d * d; sa += x * x; sb += y * y; sab += x * y;
+        v8d xd = __builtin_convertvector(x, v8d), yd = __builtin_convertvector(y, v8d), dd = xd - yd;
+        se += dd * dd; sa += xd * xd; sb += yd * yd; sab += xd * yd;
     }
-    double tse = HSUM(se), tsa = HSUM(sa), tsb = HSUM(sb), tsab = HSUM(sab);
+    double tse = 0, tsa = 0, tsb = 0, tsab = 0;
+    for (int k = 0; k < 8; k++) { tse += se[k]; tsa += sa[k]; tsb += sb[k]; tsab += sab[k]; }
     uint32_t m = 0;
     for (int k = 0; k < 8; k++) m = mx[k] > m ? mx[k] : m;
     for (; i < n; i++) {
         float d = a[i] - b[i];
         uint32_t ad = bits(d) & 0x7FFFFFFFu;
         m = ad > m ? ad : m;
-        tse += d * d; tsa += a[i] * a[i]; tsb += b[i] * b[i]; tsab += a[i] * b[i];
+        double x = a[i], y = b[i], dd = x - y;
+        tse += dd * dd; tsa += x * x; tsb += y * y; tsab += x * y;
     }
     sums[0] += tse; sums[1] += tsa; sums[2] += tsb; sums[3] += tsab;
     if (*max_abs != *max_abs || m > 0x7F800000u) *max_abs = __builtin_nan("");

@@ -89,7 +89,9 @@ public struct Checkpoint: Sendable {
         if path.hasSuffix(".safetensors.index.json") { return try openFolder(FolioSharding.directory(of: path), index: path) }
         if path.hasSuffix(".safetensors") { return try openSafetensors(path) }
         if path.hasSuffix(".gguf") { return try openGGUF(path, keepQuantized: keepQuantized) }
-        throw ConvertError.unsupported(file: path, reason: "unknown input format (expected .safetensors, .folio, .folio.index.json, .gguf or a Hugging Face model folder)")
+        if path.hasSuffix(".npy") || path.hasSuffix(".npz") { return try openNumPy(path) }
+        if path.hasSuffix(".bin") || path.hasSuffix(".pt") || path.hasSuffix(".pth") { return try openPyTorch(path) }
+        throw ConvertError.unsupported(file: path, reason: "unknown input format (expected .safetensors, .folio, .folio.index.json, .gguf, .bin/.pt/.pth, .npy/.npz or a Hugging Face model folder)")
     }
 
     static func openSafetensors(_ path: String) throws -> Checkpoint {

@@ -73,6 +73,19 @@ public enum Inspector {
                     ("offset", .int(f.header.dataStart + t.offset)), ("nbytes", .int(t.nbytes)),
                 ]))
             }
+        } else if checkpoint.format != .safetensors {
+            // NumPy and PyTorch inputs: what the checkpoint says, without file offsets.
+            members = [
+                ("format", .string(checkpoint.format.rawValue)), ("version", .null), ("page_size", .null),
+                ("file_size", .int(try FileSystem.size(path))),
+                ("metadata", .object((checkpoint.metadata ?? []).map { ($0.0, .string($0.1)) })),
+            ]
+            for s in sources {
+                tensors.append(.object([
+                    ("name", .string(s.name)), ("dtype", .string(s.storedType)), ("shape", .array(s.shape.map { .int($0) })),
+                    ("offset", .null), ("nbytes", .int(s.storedBytes)),
+                ]))
+            }
         } else {
             let f = try SafetensorsFile(path: path)
             members = [

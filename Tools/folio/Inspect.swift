@@ -30,7 +30,10 @@ struct Inspect: ParsableCommand {
         }
         for t in doc["tensors"]?.arrayValue ?? [] {
             let shape = (t["shape"]?.arrayValue ?? []).map { $0.serialized() }.joined(separator: ", ")
-            var line = "  \(t["name"]?.stringValue ?? "")  \(t["dtype"]?.stringValue ?? "")  [\(shape)]  offset \(t["offset"]?.intValue ?? 0)  \(t["nbytes"]?.intValue ?? 0) bytes"
+            var line = "  \(t["name"]?.stringValue ?? "")  \(t["dtype"]?.stringValue ?? "")  [\(shape)]"
+            if let o = t["offset"]?.intValue { line += "  offset \(o)" }
+            line += "  \(t["nbytes"]?.intValue ?? 0) bytes"
+            if let s = t["shard"]?.stringValue { line += "  in \(s)" }
             if let rs = t["row_stride"]?.intValue, let rpp = t["rows_per_page"]?.intValue { line += "  paged: stride \(rs), \(rpp) rows/page" }
             if let s = t["stats"] {
                 line += "  min \(s["min"]?.serialized() ?? "") max \(s["max"]?.serialized() ?? "") mean \(s["mean"]?.serialized() ?? "") std \(s["std"]?.serialized() ?? "") nan \(s["nan"]?.serialized() ?? "") inf \(s["inf"]?.serialized() ?? "")"
