@@ -152,8 +152,11 @@ final class RestrictedUnpickler {
         memo = [:]
     }
 
+    /// True once the pickle has run and its value is being walked (errors then have no offset).
+    private var walking = false
+
     func fail(_ reason: String) -> ConvertError {
-        .badFile(file: file, reason: "\(member) at byte \(opStart): \(reason)")
+        .badFile(file: file, reason: walking ? "\(member): \(reason)" : "\(member) at byte \(opStart): \(reason)")
     }
 
     static let opcodeNames: [UInt8: String] = [
@@ -201,7 +204,9 @@ final class RestrictedUnpickler {
     }
 
     private func line() throws -> String {
-        guard let nl = bytes[pos...].prefix(256).firstIndex(of: 0x0A) else { throw fail("GLOBAL name is not terminated by a newline within 256 bytes") }
+        guard let nl = bytes[pos...].prefix(256).firstIndex(of: 0x0A) else {
+            throw fail(bytes.count - pos < 256 ? "truncated: the pickle ends inside a GLOBAL name" : "GLOBAL name is not terminated by a newline within 256 bytes")
+        }
         let s = try utf8(nl - pos)
         pos += 1
         return s
@@ -482,7 +487,8 @@ final class RestrictedUnpickler {
         var names = Set<String>()
         var nodes = 0
         var path: Set<ObjectIdentifier> = []
-        opStart = bytes.count
+        walking = true
+        defer { walking = false }
         func visit(_ v: PickleValue, _ name: String, _ depth: Int) throws {
             nodes += 1
             guard nodes <= Self.maxFlattenNodes else { throw fail("the pickle holds more than \(Self.maxFlattenNodes) values") }
