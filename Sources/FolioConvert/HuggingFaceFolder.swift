@@ -6,8 +6,10 @@ extension Checkpoint {
     static let carriedFileLimit = 64 << 20
 
     /// Opens a Hugging Face model folder: config.json plus `model.safetensors`, or shards
-    /// listed in `model.safetensors.index.json`. Every tensor the index names must be in its
-    /// shard, and every tensor of a shard must be in the index.
+    /// listed in `model.safetensors.index.json`; failing those, the PyTorch equivalents
+    /// `pytorch_model.bin` or `pytorch_model.bin.index.json` (read by the restricted
+    /// unpickler). Every tensor the index names must be in its shard, and every tensor of a
+    /// shard must be in the index.
     static func openFolder(_ path: String, index explicitIndex: String? = nil) throws -> Checkpoint {
         let dir = path.hasSuffix("/") ? String(path.dropLast()) : path
         let names = try FileSystem.list(dir)
@@ -16,7 +18,13 @@ extension Checkpoint {
         }
         var shards: [String] = []
         var weightMap: [(String, String)] = []
-        let indexName = explicitIndex.map { String($0.split(separator: "/").last ?? "") } ?? "model.safetensors.index.json"
+        var indexName = explicitIndex.map { String($0.split(separator: "/").last ?? "") } ?? "model.safetensors.index.json"
+        var shardSuffix = ".safetensors"
+        if explicitIndex == nil, !names.contains(indexName), !names.contains("model.safetensors") {
+            if names.contains("pytorch_model.bin.index.json") { indexName = "pytorch_model.bin.index.json" }
+            if names.contains("pytorch_model.bin") || names.contains("pytorch_model.bin.index.json") { shardSuffix = ".bin" }
+        }
+        if indexName.hasSuffix(".bin.index.json") { shardSuffix = ".bin" }
         if names.contains(indexName) {
             let indexPath = dir + "/" + indexName
             let json: JSONValue
@@ -27,8 +35,8 @@ extension Checkpoint {
                 throw ConvertError.badField(file: indexPath, field: "weight_map", reason: "missing or not an object")
             }
             for (tensor, shard) in map {
-                guard let s = shard.stringValue, !s.contains("/"), s.hasSuffix(".safetensors") else {
-                    throw ConvertError.badField(file: indexPath, field: "weight_map.\(tensor)", reason: "expected a .safetensors file name in this folder")
+                guard let s = shard.stringValue, !s.contains("/"), s.hasSuffix(shardSuffix) else {
+                    throw ConvertError.badField(file: indexPath, field: "weight_map.\(tensor)", reason: "expected a \(shardSuffix) file name in this folder")
                 }
                 weightMap.append((tensor, s))
                 if !shards.contains(s) { shards.append(s) }
@@ -36,8 +44,10 @@ extension Checkpoint {
             shards.sort()
         } else if names.contains("model.safetensors") {
             shards = ["model.safetensors"]
+        } else if names.contains("pytorch_model.bin") {
+            shards = ["pytorch_model.bin"]
         } else {
-            throw ConvertError.badFolder(path: dir, reason: "no model.safetensors and no model.safetensors.index.json")
+            throw ConvertError.badFolder(path: dir, reason: "no model.safetensors, model.safetensors.index.json, pytorch_model.bin or pytorch_model.bin.index.json")
         }
         var tensors: [SourceTensor] = []
         var metadata: [(String, String)]? = nil
@@ -45,7 +55,7 @@ extension Checkpoint {
         for shard in shards {
             let p = dir + "/" + shard
             guard FileSystem.exists(p) else { throw ConvertError.badFolder(path: dir, reason: "shard '\(shard)' named by the index is missing") }
-            let c = try openSafetensors(p)
+            let c = shardSuffix == ".bin" ? try openPyTorch(p) : try openSafetensors(p)
             if metadata == nil { metadata = c.metadata }
             for t in c.tensors {
                 if let other = shardOf[t.name] {
