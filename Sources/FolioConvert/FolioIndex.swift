@@ -96,6 +96,11 @@ public struct FolioIndex: Sendable {
                 }
                 guard used.insert(sn + "\u{0}" + tn).inserted else { throw bad("\(pf).tensor", "used twice") }
                 guard info.encoding == enc else { throw bad("\(pf)", "shard tensor is \(info.encoding.name), the index says \(dn)") }
+                if let first = parts.first {
+                    guard (first.tensor.paged == nil) == (info.paged == nil), first.tensor.rowWidth == info.rowWidth else {
+                        throw bad(pf, "parts of one tensor must share a layout (paged or dense) and row width")
+                    }
+                }
                 let rows: Range<Int>
                 if let r = p["rows"]?.arrayValue {
                     guard r.count == 2, let lo = r[0].intValue, let hi = r[1].intValue, lo == next, hi > lo, hi <= totalRows,

@@ -97,6 +97,8 @@ public struct GGUFHeader: Sendable {
         for i in 0..<Int(tensorCount) {
             let name = try r.string("tensor \(i) name")
             func bad(_ m: String) -> ConvertError { .badTensor(file: file, tensor: name, reason: m) }
+            // ggml's GGML_MAX_NAME is 64 bytes including the terminating zero.
+            guard name.utf8.count < 64 else { throw bad("name is \(name.utf8.count) bytes; ggml allows at most 63") }
             guard names.insert(name).inserted else { throw bad("duplicate tensor name") }
             let nd = try r.u32("\(name).n_dims")
             guard nd >= 1, nd <= 4 else { throw bad("n_dims \(nd) is outside 1...4") }
@@ -128,6 +130,16 @@ public struct GGUFHeader: Sendable {
             throw ConvertError.badFile(file: file, reason: "truncated: the data section would start at byte \(dataStart), the file has \(bytes.count)")
         }
         let dataSize = bytes.count - dataStart
+        // As ggml requires: tensors are stored in info order, each at the aligned end of the previous one.
+        var expectedOffset = 0
+        for t in infos {
+            guard t.offset == expectedOffset else {
+                throw ConvertError.badTensor(file: file, tensor: t.name, reason: "offset \(t.offset), expected \(expectedOffset) (tensors follow one another in info order, each aligned to \(alignment))")
+            }
+            let (e, o) = t.offset.addingReportingOverflow(t.nbytes)
+            guard !o, e <= dataSize else { break }
+            expectedOffset = (e + alignment - 1) / alignment * alignment
+        }
         let sorted = infos.sorted { $0.offset < $1.offset }
         var end = 0
         var previous = ""
@@ -274,7 +286,7 @@ struct GGUFStorage: TensorStorage {
         let rb = rowBytes
         try file.withBytes(of: tensor, range: (start * rb)..<((start + count) * rb)) { b in
             for i in 0..<count where !GGMLDequant.folioRecord(tensor.type, b.baseAddress! + i * rb, width: tensor.dims[0], into: out + i * rec) {
-                throw ConvertError.badTensor(file: file.path, tensor: tensor.name, reason: "row \(start + i) has a Q4_0 scale too large to carry as int4 (its minimum overflows float16); convert without --keep-quantized")
+                throw ConvertError.badTensor(file: file.path, tensor: tensor.name, reason: "row \(start + i) cannot be carried as \(keep.name) without loss (a non-finite scale, a Q8_0 code of -128, or a Q4_0 minimum beyond float16); convert without --keep-quantized")
             }
         }
     }

@@ -193,13 +193,17 @@ enum GGMLDequant {
     }
 
     /// Rewrites one row of Q8_0/Q4_0/Q4_1 blocks as a Folio record of `type.losslessScheme`
-    /// (values unchanged). Returns false when a Q4_0 block's minimum (-8 d) overflows float16.
+    /// (values unchanged). Returns false when a block cannot be carried: a non-finite scale or
+    /// minimum, a Q8_0 code of -128, or a Q4_0 minimum (-8 d) that overflows float16.
     static func folioRecord(_ type: GGMLType, _ src: UnsafeRawPointer, width: Int, into rec: UnsafeMutableRawPointer) -> Bool {
         let groups = width / 32
         switch type {
         case .q8_0:
             for g in 0..<groups {
                 let p = src + g * 34
+                // Folio's int8 codes are -127...127 with a finite scale.
+                guard Float16(bitPattern: p.loadUnaligned(as: UInt16.self)).isFinite else { return false }
+                for j in 0..<32 where b(p, 2 + j) == 0x80 { return false }
                 rec.storeBytes(of: p.loadUnaligned(as: UInt16.self), toByteOffset: g * 2, as: UInt16.self)
                 (rec + groups * 2 + g * 32).copyMemory(from: p + 2, byteCount: 32)
             }
@@ -208,6 +212,7 @@ enum GGMLDequant {
             for g in 0..<groups {
                 let p = src + g * bsz
                 let dBits = p.loadUnaligned(as: UInt16.self)
+                guard Float16(bitPattern: dBits).isFinite else { return false }
                 let minBits: UInt16
                 if type == .q4_0 {
                     let m = Float16(bitPattern: dBits) * -8
@@ -215,6 +220,7 @@ enum GGMLDequant {
                     minBits = m.bitPattern
                 } else {
                     minBits = p.loadUnaligned(fromByteOffset: 2, as: UInt16.self)
+                    guard Float16(bitPattern: minBits).isFinite else { return false }
                 }
                 rec.storeBytes(of: dBits, toByteOffset: g * 4, as: UInt16.self)
                 rec.storeBytes(of: minBits, toByteOffset: g * 4 + 2, as: UInt16.self)

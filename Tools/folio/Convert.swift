@@ -7,7 +7,9 @@ struct Convert: ParsableCommand {
         abstract: "Convert a checkpoint to Folio or safetensors.",
         discussion: """
         SRC: a .safetensors file, a Hugging Face model folder (config.json with model.safetensors \
-        or sharded model-*.safetensors and model.safetensors.index.json), or a .folio file.
+        or sharded model-*.safetensors and model.safetensors.index.json, or pytorch_model*.bin), \
+        a .gguf file, a PyTorch .bin/.pt/.pth file, a NumPy .npy/.npz file, or a .folio file \
+        or sharded index (.folio.index.json).
         DST: ends in .folio (Folio) or .safetensors (quantized tensors are dequantized to float32).
         Schemes: f32, f16, bf16, int8, int8/gN, int4 (= int4/g32), int4/gN, affine8/gN; N in 32, 64, 128, 256.
         """)
@@ -18,7 +20,7 @@ struct Convert: ParsableCommand {
     @Option(help: "GLOB=SCHEME for tensors whose name matches GLOB (repeatable; first match wins).") var quantize: [String] = []
     @Option(help: "Page size of the paged layout in bytes (power of two, 4096 to 64 MiB).") var pageSize: Int = 4096
     @Flag(help: "In safetensors output, keep quantized tensors as U8 row records described in __metadata__ (folio.quantized.NAME) instead of dequantizing them to float32.") var keepQuantized = false
-    @Option(help: "Split the output into shards of at most this size (e.g. 5GB, 500MB, 2GiB): NAME-0000k-of-0000n files and an index (NAME.folio.index.json or NAME.safetensors.index.json). A paged table larger than a shard is split by rows.") var maxShardSize: String?
+    @Option(help: "Split the output into shards of about this size in tensor bytes (e.g. 5GB, 500MB, 2GiB; headers and alignment come on top): NAME-0000k-of-0000n files and an index (NAME.folio.index.json or NAME.safetensors.index.json). A paged table larger than a shard is split by rows.") var maxShardSize: String?
     @Flag(help: "Print a JSON summary.") var json = false
 
     func validate() throws {
@@ -68,7 +70,14 @@ struct Convert: ParsableCommand {
                 let e = r.error!
                 emit("\(r.name): \(r.sourceDType) -> \(r.scheme)  rmse \(fmt(e.rmse))  max_abs \(fmt(e.maxAbsError))  cosine \(fmt(e.cosine, 6))")
             }
-            emit("wrote \(dst): \(reports.count) tensors, \(bytesIn) -> \(bytesOut) bytes in \(fmt(seconds, 2)) s")
+            var written = dst
+            if options.maxShardSize != nil {
+                let base = String(dst.split(separator: "/").last ?? "")
+                let dir = dst.contains("/") ? String(dst[..<dst.lastIndex(of: "/")!]) : "."
+                let index = dst.hasSuffix(".folio") ? FolioSharding.indexPath(dst) : dir + "/" + base.dropLast(".safetensors".count) + ".safetensors.index.json"
+                if !FileSystem.exists(dst), FileSystem.exists(index) { written = "\(index) and its shards" }
+            }
+            emit("wrote \(written): \(reports.count) tensors, \(bytesIn) -> \(bytesOut) bytes in \(fmt(seconds, 2)) s")
         }
     }
 }

@@ -71,9 +71,11 @@ def main():
         "dim-huge.gguf": (gguf([ARCH], [tensor(b"w", [32, (1 << 64) - 1], 0, 0)], DATA), "too large"),
         "block-size-mismatch.gguf": (gguf([ARCH], [tensor(b"w", [31, 2], 8, 0)], DATA), "block size"),
         "offset-misaligned.gguf": (gguf([ARCH], [tensor(b"w", [32, 2], 0, 8)], DATA), "alignment"),
-        "offset-past-end.gguf": (gguf([ARCH], [tensor(b"w", [32, 2], 0, 1 << 20)], DATA), "past the end"),
+        "offset-past-end.gguf": (gguf([ARCH], [tensor(b"w", [32, 2], 0, 1 << 20)], DATA), "expected 0"),
         "offset-out-of-range.gguf": (gguf([ARCH], [tensor(b"w", [32, 2], 0, 1 << 63)], DATA), "out of range"),
-        "overlapping-tensors.gguf": (gguf([ARCH], [tensor(b"w", [32, 4], 0, 0), tensor(b"v", [32], 0, 64)], b"\0" * 1024), "overlaps"),
+        "overlapping-tensors.gguf": (gguf([ARCH], [tensor(b"w", [32, 4], 0, 0), tensor(b"v", [32], 0, 64)], b"\0" * 1024), "expected 512"),
+        "tensor-gap.gguf": (gguf([ARCH], [tensor(b"w", [32], 0, 0), tensor(b"v", [32], 0, 256)], b"\0" * 1024), "expected 128"),
+        "tensor-name-too-long.gguf": (gguf([ARCH], [tensor(b"n" * 64, [32], 0, 0)], DATA), "at most 63"),
         "duplicate-tensor-name.gguf": (gguf([ARCH], [tensor(b"w", [32], 0, 0), tensor(b"w", [32], 0, 128)], DATA), "duplicate tensor name"),
         "tensor-name-invalid-utf8.gguf": (gguf([ARCH], [tensor(b"w\xff", [32], 0, 0)], DATA), "UTF-8"),
     }
