@@ -6,6 +6,7 @@ let package = Package(
     products: [
         .library(name: "Folio", targets: ["Folio"]),
         .library(name: "FolioConvert", targets: ["FolioConvert"]),
+        .library(name: "FolioInference", targets: ["FolioInference"]),
         .executable(name: "folio", targets: ["folio"]),
     ],
     dependencies: [
@@ -19,21 +20,28 @@ let package = Package(
             providers: [.apt(["libxxhash-dev"])]
         ),
         .target(name: "CFolioKernels"),
+        .systemLibrary(
+            name: "COpenBLAS",
+            path: "Sources/COpenBLAS",
+            providers: [.apt(["libopenblas-dev"])]
+        ),
         .target(
             name: "Folio",
             dependencies: ["CXXHash", "CFolioKernels"]
         ),
         .target(name: "FolioConvert", dependencies: ["Folio", .product(name: "ZIPFoundation", package: "ZIPFoundation")]),
+        .target(name: "FolioInference", dependencies: ["Folio", "COpenBLAS"]),
         .executableTarget(
             name: "folio",
             dependencies: [
-                "Folio", "FolioConvert",
+                "Folio", "FolioConvert", "FolioInference",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Tools/folio"
         ),
         .testTarget(name: "FolioTests", dependencies: ["Folio"]),
         .testTarget(name: "FolioConvertTests", dependencies: ["Folio", "FolioConvert"]),
+        .testTarget(name: "FolioInferenceTests", dependencies: ["Folio", "FolioConvert", "FolioInference"]),
         .testTarget(name: "FolioCLITests", dependencies: ["Folio", "FolioConvert", "folio"]),
     ]
 )

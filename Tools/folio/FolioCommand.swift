@@ -1,6 +1,7 @@
 import ArgumentParser
 import Folio
 import FolioConvert
+import FolioInference
 
 /// The `folio` command: convert, inspect, verify and read LLM weight files.
 struct FolioCommand: ParsableCommand {
@@ -8,7 +9,7 @@ struct FolioCommand: ParsableCommand {
         commandName: "folio",
         abstract: "Store, convert, inspect and read LLM weights in memory-mapped Folio files.",
         version: "0.1.0",
-        subcommands: [Convert.self, Inspect.self, Verify.self, Rows.self, Diff.self, Bench.self]
+        subcommands: [Convert.self, Inspect.self, Verify.self, Rows.self, Diff.self, Embed.self, Bench.self]
     )
 }
 
@@ -37,6 +38,8 @@ enum Main {
         } catch let e as SystemError {
             fail(e.description)
         } catch let e as CLIError {
+            fail(e.description)
+        } catch let e as InferenceError {
             fail(e.description)
         } catch {
             // Argument-parser outcomes raised while running: help requests and usage errors.

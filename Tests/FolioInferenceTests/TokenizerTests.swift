@@ -1,0 +1,51 @@
+import Foundation
+import Testing
+import Folio
+@testable import FolioInference
+
+func inferenceFixture(_ rel: String) -> String {
+    URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .appendingPathComponent("Fixtures").appendingPathComponent(rel).path
+}
+
+func loadJSON(_ rel: String) throws -> Any {
+    try JSONSerialization.jsonObject(with: try Data(contentsOf: URL(fileURLWithPath: inferenceFixture(rel))))
+}
+
+@Suite struct WordPieceTests {
+    /// Ids identical to the Hugging Face tokenizer (through sentence-transformers, truncated
+    /// to max_seq_length 256) on 58 varied sentences (Tools/reference/make_minilm_reference.py).
+    @Test func idsMatchHuggingFaceOnEverySentence() throws {
+        let json = [UInt8](try Data(contentsOf: URL(fileURLWithPath: inferenceFixture("minilm/tokenizer.json"))))
+        let tok = try WordPieceTokenizer(json: json, file: "tokenizer.json")
+        let sentences = try #require(try loadJSON("minilm/sentences.json") as? [String])
+        let expected = try #require(try loadJSON("minilm/token_ids.json") as? [[Int]])
+        #expect(sentences.count >= 50 && sentences.count == expected.count)
+        var mismatches = 0
+        for (s, e) in zip(sentences, expected) {
+            let got = tok.encode(s, maxLength: 256).map(Int.init)
+            if got != e {
+                mismatches += 1
+                Issue.record("\(s.prefix(60).debugDescription): got \(got.prefix(40)), expected \(e.prefix(40))")
+            }
+        }
+        #expect(mismatches == 0)
+    }
+
+    @Test func nonWordPieceTokenizersAreRefused() {
+        let e = #expect(throws: InferenceError.self) {
+            try WordPieceTokenizer(json: Array(#"{"model": {"type": "BPE", "vocab": {}}}"#.utf8), file: "t.json")
+        }
+        #expect(e?.description.contains("BPE") == true)
+    }
+}
+
+final class TempDir {
+    let path: String
+    init() {
+        path = NSTemporaryDirectory() + "folio-itest-" + UUID().uuidString
+        try! FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+    }
+    deinit { try? FileManager.default.removeItem(atPath: path) }
+    func file(_ name: String) -> String { path + "/" + name }
+}
