@@ -146,6 +146,7 @@ final class BertModel: @unchecked Sendable {
                 k.withUnsafeBufferPointer { kb in
                     v.withUnsafeBufferPointer { vb in
                         let shared = SendablePointers(q: qb.baseAddress!, k: kb.baseAddress!, v: vb.baseAddress!, out: cb.baseAddress!)
+                        _ = Math.setUp
                         DispatchQueue.concurrentPerform(iterations: batch * heads) { job in
                             let b = job / heads, head = job % heads
                             let n = lengths[b]

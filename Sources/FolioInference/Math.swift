@@ -1,16 +1,48 @@
 import COpenBLAS
+import Dispatch
 import Foundation
 
+struct SendableRaw: @unchecked Sendable {
+    let x: UnsafePointer<Float>
+    let w: UnsafePointer<Float>
+    let b: UnsafePointer<Float>?
+    let y: UnsafeMutablePointer<Float>
+}
+
+struct SendableMut: @unchecked Sendable {
+    let p: UnsafeMutablePointer<Float>
+}
+
 /// Dense float32 kernels over row-major matrices; matrix products go to OpenBLAS.
+///
+/// OpenBLAS runs single-threaded and Folio splits the work over the cores itself: OpenBLAS's
+/// own threads busy-wait between calls and fight the attention workers for the cores.
 enum Math {
+    static let cores = max(1, ProcessInfo.processInfo.activeProcessorCount)
+    static let setUp: Void = { openblas_set_num_threads(1) }()
+
+    /// Runs `body(lo, hi)` over `count` rows split into one block per core.
+    static func parallelRows(_ count: Int, minRows: Int = 16, _ body: @Sendable (Int, Int) -> Void) {
+        _ = setUp
+        let blocks = min(cores, max(1, count / minRows))
+        if blocks == 1 { body(0, count); return }
+        DispatchQueue.concurrentPerform(iterations: blocks) { b in body(count * b / blocks, count * (b + 1) / blocks) }
+    }
+
     /// `y[m, n] = x[m, k] · w[n, k]^T (+ bias[n])`: a linear layer with PyTorch's [out, in] weights.
     static func linear(_ x: UnsafePointer<Float>, rows m: Int, inFeatures k: Int, weight w: UnsafePointer<Float>, outFeatures n: Int,
                        bias: UnsafePointer<Float>?, into y: UnsafeMutablePointer<Float>) {
-        if let bias {
-            for r in 0..<m { (y + r * n).update(from: bias, count: n) }
+        let p = SendableRaw(x: x, w: w, b: bias, y: y)
+        parallelRows(m) { lo, hi in
+            let rows = hi - lo
+            guard rows > 0 else { return }
+            let yy = p.y + lo * n
+            if let bias = p.b {
+                for r in 0..<rows { (yy + r * n).update(from: bias, count: n) }
+            }
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(rows), Int32(n), Int32(k), 1, p.x + lo * k, Int32(k), p.w, Int32(k),
+                        p.b == nil ? 0 : 1, yy, Int32(n))
         }
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(m), Int32(n), Int32(k), 1, x, Int32(k), w, Int32(k),
-                    bias == nil ? 0 : 1, y, Int32(n))
     }
 
     /// LayerNorm over rows of `n` values, in place: (x - mean) / sqrt(var + eps) * gamma + beta.
@@ -31,7 +63,11 @@ enum Math {
     /// Exact GELU, 0.5 x (1 + erf(x / sqrt 2)), in place.
     static func gelu(_ x: UnsafeMutablePointer<Float>, count: Int) {
         let r: Float = 0.70710678118654752440
-        for i in 0..<count { x[i] = 0.5 * x[i] * (1 + erff(x[i] * r)) }
+        let p = SendableMut(p: x)
+        parallelRows(count, minRows: 4096) { lo, hi in
+            let x = p.p
+            for i in lo..<hi { x[i] = 0.5 * x[i] * (1 + erff(x[i] * r)) }
+        }
     }
 
     /// Softmax of each row, in place (a row of -inf everywhere but one entry is fine).

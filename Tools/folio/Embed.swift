@@ -12,6 +12,7 @@ struct Embed: ParsableCommand {
     @Option(help: "A file of texts to embed, one per line.") var file: String?
     @Option(help: "Texts per batch.") var batchSize: Int = 32
     @Flag(help: "Print {\"embeddings\": [[...], ...]}.") var json = false
+    @Flag(help: "Report load time and texts per second on stderr.") var timing = false
 
     func validate() throws {
         guard !texts.isEmpty || file != nil else { throw ValidationError("give at least one --text or a --file") }
@@ -28,8 +29,14 @@ struct Embed: ParsableCommand {
             }
             all += text.split(separator: "\n", omittingEmptySubsequences: false).map(String.init).filter { !$0.isEmpty }
         }
+        let t0 = FileSystem.monotonicSeconds()
         let embedder = try SentenceEmbedder(path: model)
+        let t1 = FileSystem.monotonicSeconds()
         let vectors = try embedder.embed(all, batchSize: batchSize)
+        let t2 = FileSystem.monotonicSeconds()
+        if timing {
+            FileSystem.writeStderr("embed: load \(fmt(t1 - t0, 3)) s, \(all.count) texts in \(fmt(t2 - t1, 3)) s, \(fmt(Double(all.count) / max(t2 - t1, 1e-9), 1)) texts/s (batch \(batchSize))\n")
+        }
         if json {
             emit(JSONValue.object([("embeddings", .array(vectors.map { .array($0.map { .double(Double($0)) }) }))]).serialized())
         } else {
