@@ -180,3 +180,33 @@ func jsonDocument(_ text: String) throws -> JSONValue {
         }
     }
 }
+
+@Suite struct EmbedCLITests {
+    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("Fixtures")
+
+    @Test func embedPrintsOneJSONDocument() throws {
+        let s = Scratch()
+        #expect(try folio("convert", Self.root.appendingPathComponent("tiny-bert").path, s.file("t.folio")).status == 0)
+        let r = try folio("embed", s.file("t.folio"), "--text", "Hello world", "--text", "Second text", "--json")
+        #expect(r.status == 0, "\(r.stderr)")
+        let doc = try jsonDocument(r.stdout)
+        let e = try #require(doc["embeddings"]?.arrayValue)
+        #expect(e.count == 2 && e[0].arrayValue?.count == 32)
+        let norm = (e[0].arrayValue ?? []).compactMap(\.doubleValue).reduce(0) { $0 + $1 * $1 }
+        #expect(abs(norm - 1) < 1e-5)  // the Normalize module
+    }
+
+    @Test func badModelsAndTextsGiveOneLine() throws {
+        let s = Scratch()
+        #expect(try folio("convert", Self.root.appendingPathComponent("tiny-llama").path, s.file("llama.folio")).status == 0)
+        #expect(try folio("convert", Self.root.appendingPathComponent("tiny-bert").path, s.file("t.folio")).status == 0)
+        FileManager.default.createFile(atPath: s.file("bad.txt"), contents: Data([0x68, 0x69, 0xC3, 0x28, 0x0A]))
+        for args in [["embed", s.file("llama.folio"), "--text", "x"], ["embed", s.file("t.folio"), "--file", s.file("bad.txt")],
+                     ["embed", s.file("missing.folio"), "--text", "x"]] {
+            let r = try folio(args)
+            #expect(r.status == 1, "\(args): \(r.stderr)")
+            #expect(r.stderr.split(separator: "\n").count == 1 && r.stderr.hasPrefix("folio: error: "), "\(args): \(r.stderr)")
+        }
+        #expect(try folio("embed", s.file("t.folio")).status == 2)
+    }
+}
