@@ -1,10 +1,17 @@
-/// A file written in a stream and published atomically: bytes go to a temporary file beside
-/// the destination, which `commit` fsyncs and renames over it. Until then the destination
-/// is untouched; on error, on `abort`, on deinit without commit, and on SIGINT/SIGTERM the
-/// temporary file is removed.
+/// A file written in a stream and published atomically. Until `commit` the destination is
+/// untouched.
+///
+/// Where the file system allows it (Linux O_TMPFILE: ext4, xfs, btrfs, tmpfs) the bytes go to
+/// an unnamed file in the destination's directory, so that nothing is visible while writing
+/// and a process killed even by SIGKILL leaves nothing behind; `commit` fsyncs it, links it
+/// under a temporary name and renames that over the destination. Elsewhere a named temporary
+/// file beside the destination is used, removed on error, on `abort`, on deinit without
+/// commit and on SIGINT/SIGTERM/SIGHUP.
 public final class AtomicOutput {
     public let destination: String
     let tempPath: String
+    /// True while the data lives in an unnamed (O_TMPFILE) file.
+    private var unnamed: Bool
     private var fd: Int32
     private var slot: Int?
     private var buffer: UnsafeMutableRawPointer
@@ -24,10 +31,16 @@ public final class AtomicOutput {
             throw FolioError.system(Sys.error("open", destination, .isDirectory))
         }
         tempPath = dir + "/." + Sys.basename(destination) + ".tmp-\(Sys.processID())-" + Sys.randomSuffix()
-        slot = InterruptCleanup.register(tempPath)
-        do { fd = try Sys.createExclusive(tempPath) } catch {
-            InterruptCleanup.unregister(slot)
-            throw FolioError.system(error)
+        if let f = Sys.createUnnamed(inDirectory: dir) {
+            fd = f
+            unnamed = true
+        } else {
+            unnamed = false
+            slot = InterruptCleanup.register(tempPath)
+            do { fd = try Sys.createExclusive(tempPath) } catch {
+                InterruptCleanup.unregister(slot)
+                throw FolioError.system(error)
+            }
         }
         buffer = .allocate(byteCount: capacity, alignment: 64)
     }
@@ -93,6 +106,12 @@ public final class AtomicOutput {
         try flush()
         do {
             try Sys.fsync(fd, path: tempPath)
+            if unnamed {
+                // Give the unnamed file a (hidden) name only now, for the rename.
+                slot = InterruptCleanup.register(tempPath)
+                try Sys.linkUnnamed(fd, to: tempPath)
+                unnamed = false
+            }
             Sys.close(fd)
             fd = -1
             try Sys.rename(tempPath, destination)
@@ -113,7 +132,7 @@ public final class AtomicOutput {
         guard !done else { return }
         done = true
         if fd >= 0 { Sys.close(fd); fd = -1 }
-        Sys.unlink(tempPath)
+        if !unnamed { Sys.unlink(tempPath) }
         InterruptCleanup.unregister(slot)
     }
 }

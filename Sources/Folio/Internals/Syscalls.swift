@@ -285,3 +285,25 @@ extension Sys {
         if mkdir(path, 0o755) != 0 && errno != EEXIST { throw SystemError(call: "mkdir", path: path, errno: errno) }
     }
 }
+
+extension Sys {
+    /// O_TMPFILE (Linux): `__O_TMPFILE | O_DIRECTORY`; Glibc's macro does not import.
+    static let oTmpFile: Int32 = 0o20000000 | O_DIRECTORY
+
+    /// An unnamed file in `dir`, or nil when the file system does not support O_TMPFILE.
+    static func createUnnamed(inDirectory dir: String) -> Int32? {
+        #if os(Linux)
+        let fd = Glibc.open(dir, oTmpFile | O_WRONLY | O_CLOEXEC, 0o644)
+        return fd >= 0 ? fd : nil
+        #else
+        return nil
+        #endif
+    }
+
+    /// Links an O_TMPFILE file into the file system under `path`.
+    static func linkUnnamed(_ fd: Int32, to path: String) throws(SystemError) {
+        if linkat(AT_FDCWD, "/proc/self/fd/\(fd)", AT_FDCWD, path, AT_SYMLINK_FOLLOW) != 0 {
+            throw SystemError(call: "linkat", path: path, errno: errno)
+        }
+    }
+}

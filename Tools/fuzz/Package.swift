@@ -1,0 +1,22 @@
+// swift-tools-version:6.0
+// Fuzz targets for every parser, built with libFuzzer and AddressSanitizer:
+//   bash Tools/fuzz/run.sh [SECONDS_PER_TARGET]
+import PackageDescription
+
+let targets = ["FuzzFolioHeader", "FuzzSafetensors", "FuzzGGUF", "FuzzPickle", "FuzzNumPy", "FuzzZip", "FuzzTokenizer"]
+
+let package = Package(
+    name: "FolioFuzz",
+    dependencies: [.package(name: "Folio", path: "../..")],
+    targets: targets.map { name in
+        .executableTarget(
+            name: name,
+            dependencies: [
+                .product(name: "Folio", package: "Folio"),
+                .product(name: "FolioConvert", package: "Folio"),
+                .product(name: "FolioInference", package: "Folio"),
+            ],
+            path: "Sources/\(name)"
+        )
+    }
+)

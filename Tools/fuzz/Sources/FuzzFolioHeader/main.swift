@@ -1,0 +1,30 @@
+import Folio
+
+/// The Folio header and tensor table: parse, then read every row of every tensor.
+@_cdecl("LLVMFuzzerTestOneInput")
+public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
+    let bytes = UnsafeRawBufferPointer(start: data, count: size)
+    if let h = try? FolioHeader.parse(bytes, file: "fuzz.folio") {
+        var out = [Float](repeating: 0, count: 1 << 16)
+        for t in h.tensors where t.rowWidth <= out.count && t.rowCount > 0 {
+            let range = t.paged.map { p in p.rowOffset(t.rowCount - 1)..<(p.rowOffset(t.rowCount - 1) + p.recordSize) }
+                ?? (t.nbytes - t.rowWidth * (t.encoding.plainDType?.size ?? 1))..<t.nbytes
+            out.withUnsafeMutableBufferPointer { o in
+                RowCodec.decode(t.encoding, record: bytes.baseAddress! + h.dataOffset + t.offset + range.lowerBound, width: t.rowWidth, into: o.baseAddress!)
+            }
+        }
+    }
+    return 0
+}
+
+// SwiftPM links an executable's entry point as `FuzzFolioHeader_main`; hand control to libFuzzer's driver.
+@_silgen_name("LLVMFuzzerRunDriver")
+func LLVMFuzzerRunDriver(_ argc: UnsafeMutablePointer<CInt>, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?>,
+                         _ callback: @convention(c) (UnsafePointer<UInt8>, Int) -> CInt) -> CInt
+
+@_cdecl("FuzzFolioHeader_main")
+public func fuzzMain(_ argc: CInt, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> CInt {
+    var c = argc
+    var v = argv
+    return LLVMFuzzerRunDriver(&c, &v) { data, size in fuzz(data, size) }
+}
