@@ -61,6 +61,10 @@ public enum FileSystem {
     /// Seconds from an arbitrary fixed point, for timing.
     public static func monotonicSeconds() -> Double { Sys.monotonicSeconds() }
 
+    /// Makes a SIGBUS (a mapped file truncated by another process while in use) end the
+    /// process with one clear line and exit status 1. For command-line tools.
+    public static func installMappedFileFaultHandler() { MappedFileFaults.install() }
+
     /// Processors available to this process.
     public static var processorCount: Int { Sys.processorCount }
 

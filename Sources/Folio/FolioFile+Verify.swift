@@ -17,9 +17,12 @@ public struct VerifyReport: Sendable {
     /// Set when the chunk-hash table itself does not match its checksum.
     public var tableDamage: String?
     public var damagedChunks: [ChunkDamage]
-    public var isIntact: Bool { tableDamage == nil && damagedChunks.isEmpty }
+    /// Quantized rows whose scale or minimum is NaN or infinite (checksums can be right for
+    /// a file written that way).
+    public var badScales: [String] = []
+    public var isIntact: Bool { tableDamage == nil && damagedChunks.isEmpty && badScales.isEmpty }
     /// One line per problem, for the user.
-    public var problems: [String] { (tableDamage.map { [$0] } ?? []) + damagedChunks.map(\.description) }
+    public var problems: [String] { (tableDamage.map { [$0] } ?? []) + damagedChunks.map(\.description) + badScales }
 }
 
 extension FolioFile {
@@ -51,7 +54,44 @@ extension FolioFile {
                 progress?(c + 1, h.chunkCount)
             }
         }
-        return VerifyReport(tableDamage: tableDamage, damagedChunks: damaged)
+        var report = VerifyReport(tableDamage: tableDamage, damagedChunks: damaged)
+        if tableDamage == nil { report.badScales = nonFiniteScales() }
+        return report
+    }
+
+    /// Scans the scales and minimums of every quantized tensor; one line per tensor that has
+    /// non-finite ones, naming the first such row.
+    func nonFiniteScales() -> [String] {
+        var out: [String] = []
+        map.withBytes { all in
+            for t in header.tensors {
+                guard let p = t.paged, t.encoding.isQuantized, t.rowCount > 0 else { continue }
+                let width = t.rowWidth
+                let (fields, isF32): (Int, Bool)
+                switch t.encoding {
+                case .int8(nil): (fields, isF32) = (1, true)
+                case let .int8(g?): (fields, isF32) = (width / g, false)
+                case let .int4(g), let .affine8(g): (fields, isF32) = (2 * (width / g), false)
+                case .plain: continue
+                }
+                var bad = 0, first = -1
+                for r in 0..<t.rowCount {
+                    let rec = all.baseAddress! + header.dataOffset + t.offset + p.rowOffset(r)
+                    var ok = true
+                    for k in 0..<fields {
+                        let v: Float = isF32 ? rec.loadUnaligned(fromByteOffset: 4 * k, as: Float.self)
+                            : Float(Float16(bitPattern: rec.loadUnaligned(fromByteOffset: 2 * k, as: UInt16.self)))
+                        if !v.isFinite { ok = false; break }
+                    }
+                    if !ok { bad += 1; if first < 0 { first = r } }
+                }
+                if bad > 0 {
+                    out.append("tensor '\(t.name)': \(bad) row(s) have a NaN or infinite scale or minimum, the first is row \(first)")
+                }
+                release(t)
+            }
+        }
+        return out
     }
 
     /// Names what lies in a data-relative byte range.

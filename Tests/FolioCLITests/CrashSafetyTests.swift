@@ -69,3 +69,27 @@ import Glibc
         #expect(ok.status == 0, "\(ok.stderr)")
     }
 }
+
+@Suite struct MappedFileChangeTests {
+    /// A file truncated by another process while `verify` reads it: one line, exit 1, no
+    /// signal death.
+    @Test func truncationUnderAMappingGivesOneLine() throws {
+        let s = Scratch()
+        let f = s.file("t.folio")
+        #expect(try folio("bench", "tables", f, "--tables", "1", "--rows", "300000", "--dim", "256", "--scheme", "f32").status == 0)
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: folioBinary())
+        p.arguments = ["inspect", f, "--stats"]
+        let err = Pipe()
+        p.standardError = err
+        p.standardOutput = FileHandle.nullDevice
+        try p.run()
+        Thread.sleep(forTimeInterval: 0.15)
+        truncate(f, 8192)
+        let text = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        p.waitUntilExit()
+        if p.terminationStatus == 0 { return }  // it finished before the truncation
+        #expect(p.terminationReason == .exit && p.terminationStatus == 1, "\(p.terminationReason) \(p.terminationStatus)")
+        #expect(text.split(separator: "\n").count == 1 && text.contains("truncated or changed"), "\(text)")
+    }
+}

@@ -163,3 +163,32 @@ func sampleFile(in dir: TempDir, pageSize: Int = 4096, chunkSize: Int = 4096) th
         }
     }
 }
+
+@Suite struct ScaleCheckTests {
+    /// Checksums can be right for a file written with NaN or infinite scales; verify says so.
+    @Test func nonFiniteScalesAreReported() throws {
+        let dir = TempDir()
+        let p = dir.file("nan.folio")
+        let w = try FolioWriter(path: p, tensors: [TensorPlan(name: "emb", encoding: .int8(group: 32), shape: [4, 64])])
+        var records = [UInt8](repeating: 0, count: 4 * (64 + 4))
+        // Row 2, second scale: float16 NaN (0x7E00).
+        records[2 * 68 + 2] = 0x00
+        records[2 * 68 + 3] = 0x7E
+        try records.withUnsafeBytes { try w.appendRawRows($0) }
+        try w.finish()
+        let report = try FolioFile(path: p).verify()
+        #expect(!report.isIntact)
+        #expect(report.badScales.count == 1 && report.badScales[0].contains("'emb'") && report.badScales[0].contains("row 2"))
+        #expect(report.damagedChunks.isEmpty)
+    }
+
+    @Test func quantizingNaNNamesTheTensorAndRow() throws {
+        let dir = TempDir()
+        let w = try FolioWriter(path: dir.file("q.folio"), tensors: [TensorPlan(name: "emb", encoding: .int4(group: 32), shape: [3, 32])])
+        var v = [Float](repeating: 1, count: 96)
+        v[40] = .nan
+        let e = #expect(throws: FolioError.self) { try v.withUnsafeBufferPointer { try w.appendRows($0) } }
+        #expect(e?.description.contains("'emb'") == true && e?.description.contains("row 1") == true, "\(e?.description ?? "")")
+        #expect(!FileSystem.exists(dir.file("q.folio")))
+    }
+}

@@ -17,6 +17,7 @@ struct FolioCommand: ParsableCommand {
 @main
 enum Main {
     static func main() {
+        FileSystem.installMappedFileFaultHandler()
         let command: ParsableCommand
         do {
             command = try FolioCommand.parseAsRoot()

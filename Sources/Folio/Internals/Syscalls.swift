@@ -307,3 +307,21 @@ extension Sys {
         }
     }
 }
+
+/// A file truncated or replaced under a live mapping makes the next access to a vanished page
+/// raise SIGBUS. Nothing can be recovered then; the handler turns the crash into one clear
+/// line and exit status 1 instead of a signal death.
+enum MappedFileFaults {
+    nonisolated(unsafe) static var installed = false
+    static let message: StaticString = "folio: error: a memory-mapped file was truncated or changed by another process while in use (SIGBUS); re-run once it is complete\n"
+
+    static func install() {
+        guard !installed else { return }
+        installed = true
+        signal(SIGBUS) { _ in
+            let m = MappedFileFaults.message
+            _ = Glibc.write(2, m.utf8Start, m.utf8CodeUnitCount)
+            _exit(1)
+        }
+    }
+}
