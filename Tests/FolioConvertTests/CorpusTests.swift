@@ -17,6 +17,17 @@ import Folio
         }
     }
 
+    @Test func everyMalformedSafetensorsIsRefused() throws {
+        let corpus = try corruptCorpus("safetensors/corrupt")
+        #expect(corpus.count >= 30)
+        for (path, phrase) in corpus {
+            let e = #expect(throws: ConvertError.self, "\(path)") { try Checkpoint.open(path) }
+            let text = e?.description ?? ""
+            #expect(text.hasPrefix(path) && text.dropFirst(path.count).contains(phrase), "\(path): \(text)")
+            #expect(!text.contains("\n"))
+        }
+    }
+
     @Test func everyMalformedIndexIsRefused() throws {
         let dir = foreignFixture("index")
         let data = try #require(FileManager.default.contents(atPath: dir + "/expected.json"))

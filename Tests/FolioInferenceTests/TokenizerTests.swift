@@ -49,3 +49,18 @@ final class TempDir {
     deinit { try? FileManager.default.removeItem(atPath: path) }
     func file(_ name: String) -> String { path + "/" + name }
 }
+
+@Suite struct TokenizerCorpusTests {
+    /// Malformed tokenizer.json files (Tools/reference/make_safetensors_tokenizer_corrupt.py):
+    /// each refused with one line containing the expected phrase.
+    @Test func everyMalformedTokenizerIsRefused() throws {
+        let dir = inferenceFixture("tokenizer/corrupt")
+        let map = try #require(try loadJSON("tokenizer/corrupt/expected.json") as? [String: String])
+        #expect(map.count >= 9)
+        for (name, phrase) in map.sorted(by: { $0.key < $1.key }) {
+            let bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: dir + "/" + name)))
+            let e = #expect(throws: InferenceError.self, "\(name)") { try WordPieceTokenizer(json: bytes, file: name) }
+            #expect(e?.description.contains(phrase) == true && e?.description.contains("\n") == false, "\(name): \(e?.description ?? "")")
+        }
+    }
+}
