@@ -259,13 +259,8 @@ struct GGUFStorage: TensorStorage {
     var rowBytes: Int { tensor.dims[0] / tensor.type.blockSize * tensor.type.typeSize }
 
     func forEachDensePiece(piece: Int, _ body: (UnsafeRawBufferPointer) throws -> Void) throws {
-        var at = 0
-        repeat {
-            let n = min(piece, tensor.nbytes - at)
-            try file.withBytes(of: tensor, range: at..<(at + n)) { try body($0) }
-            file.release(tensor, range: at..<(at + n))
-            at += n
-        } while at < tensor.nbytes
+        try streamPieces(total: tensor.nbytes, piece: piece, read: { r, b in try file.withBytes(of: tensor, range: r) { try b($0) } },
+                         release: { file.release(tensor, range: $0) }, body)
     }
 
     func withDenseBytes(range: Range<Int>, _ body: (UnsafeRawBufferPointer) throws -> Void) throws {

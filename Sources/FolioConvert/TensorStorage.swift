@@ -34,6 +34,19 @@ public protocol TensorStorage: Sendable {
     var supportsConcurrentReads: Bool { get }
 }
 
+/// Streams `total` bytes in pieces: `read` hands each range to `body`, `release` drops its
+/// pages afterwards. At least one call, an empty piece for an empty tensor.
+func streamPieces(total: Int, piece: Int, read: (Range<Int>, (UnsafeRawBufferPointer) throws -> Void) throws -> Void,
+                  release: (Range<Int>) -> Void, _ body: (UnsafeRawBufferPointer) throws -> Void) throws {
+    var at = 0
+    repeat {
+        let r = at..<(at + min(piece, total - at))
+        try withoutActuallyEscaping(body) { try read(r, $0) }
+        release(r)
+        at = r.upperBound
+    } while at < total
+}
+
 extension TensorStorage {
     public var recordSize: Int? { nil }
     public var isPaged: Bool { false }
@@ -56,13 +69,8 @@ struct SafetensorsStorage: TensorStorage {
     var denseDType: DType? { entry.dtype }
 
     func forEachDensePiece(piece: Int, _ body: (UnsafeRawBufferPointer) throws -> Void) throws {
-        var at = 0
-        repeat {
-            let n = min(piece, entry.nbytes - at)
-            try file.withBytes(of: entry, range: at..<(at + n)) { try body($0) }
-            file.release(entry, range: at..<(at + n))
-            at += n
-        } while at < entry.nbytes
+        try streamPieces(total: entry.nbytes, piece: piece, read: { r, b in try file.withBytes(of: entry, range: r) { try b($0) } },
+                         release: { file.release(entry, range: $0) }, body)
     }
 
     func withDenseBytes(range: Range<Int>, _ body: (UnsafeRawBufferPointer) throws -> Void) throws {
