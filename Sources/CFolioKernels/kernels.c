@@ -12,7 +12,18 @@ typedef uint32_t v8u __attribute__((vector_size(32), aligned(4)));
 typedef double v8d __attribute__((vector_size(64), aligned(8)));
 
 #define MAGIC 12582912.0f /* 1.5 * 2^23 */
-#define CLONES __attribute__((target_clones("avx2", "default")))
+/* The clones are chosen by an ifunc resolver, which runs before a sanitizer's runtime is up;
+   instrumented (ThreadSanitizer) resolvers crash there, so sanitized builds use one version. */
+#if defined(__has_feature)
+#  if __has_feature(thread_sanitizer) || __has_feature(address_sanitizer) || __has_feature(memory_sanitizer)
+#    define FOLIO_NO_CLONES 1
+#  endif
+#endif
+#ifdef FOLIO_NO_CLONES
+#  define CLONES
+#else
+#  define CLONES __attribute__((target_clones("avx2", "default")))
+#endif
 
 /* Macros rather than functions: 32-byte vector arguments would change the baseline ABI. */
 #define LOAD8(p) ({ v8f v_; memcpy(&v_, (p), 32); v_; })

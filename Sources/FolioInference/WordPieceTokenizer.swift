@@ -56,8 +56,13 @@ public struct WordPieceTokenizer: Sendable {
             throw InferenceError.unsupported(file: file, reason: "pre-tokenizer \(p["type"]?.stringValue ?? "?") is not supported (BertPreTokenizer is)")
         }
         var added: [(String, Int32)] = []
-        for t in doc["added_tokens"]?.arrayValue ?? [] {
-            if let c = t["content"]?.stringValue, let id = t["id"]?.intValue, !c.isEmpty { added.append((c, Int32(id))) }
+        for (i, t) in (doc["added_tokens"]?.arrayValue ?? []).enumerated() {
+            guard let c = t["content"]?.stringValue, !c.isEmpty else { continue }
+            // Found by fuzzing: an id beyond Int32 used to trap in the conversion.
+            guard let id = t["id"]?.intValue, id < Int(Int32.max) else {
+                throw bad("added_tokens[\(i)].id", "missing or not a token id below 2^31")
+            }
+            added.append((c, Int32(id)))
         }
         addedTokens = added.sorted { $0.0.count > $1.0.count }
         guard let cls = vocab["[CLS]"], let sep = vocab["[SEP]"] else { throw bad("model.vocab", "has no [CLS] or [SEP]") }

@@ -90,6 +90,7 @@ import Glibc
         p.waitUntilExit()
         if p.terminationStatus == 0 { return }  // it finished before the truncation
         #expect(p.terminationReason == .exit && p.terminationStatus == 1, "\(p.terminationReason) \(p.terminationStatus)")
-        #expect(text.split(separator: "\n").count == 1 && text.contains("truncated or changed"), "\(text)")
+        // Either open already sees the short file, or a later read raises SIGBUS: one line both ways.
+        #expect(text.split(separator: "\n").count == 1 && text.contains("truncated"), "\(text)")
     }
 }
