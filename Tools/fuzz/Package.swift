@@ -8,10 +8,11 @@ let targets = ["FuzzFolioHeader", "FuzzSafetensors", "FuzzGGUF", "FuzzPickle", "
 let package = Package(
     name: "FolioFuzz",
     dependencies: [.package(name: "Folio", path: "../..")],
-    targets: targets.map { name in
+    targets: [.target(name: "FuzzSupport", path: "Sources/FuzzSupport")] + targets.map { name in
         .executableTarget(
             name: name,
             dependencies: [
+                "FuzzSupport",
                 .product(name: "Folio", package: "Folio"),
                 .product(name: "FolioConvert", package: "Folio"),
                 .product(name: "FolioInference", package: "Folio"),
