@@ -40,7 +40,7 @@ let package = Package(
             path: "Tools/folio"
         ),
         .testTarget(name: "FolioTests", dependencies: ["Folio"]),
-        .testTarget(name: "FolioConvertTests", dependencies: ["Folio", "FolioConvert", "FolioInference"]),
+        .testTarget(name: "FolioConvertTests", dependencies: ["Folio", "FolioConvert"]),
         .testTarget(name: "FolioInferenceTests", dependencies: ["Folio", "FolioConvert", "FolioInference"]),
         .testTarget(name: "FolioCLITests", dependencies: ["Folio", "FolioConvert", "folio"]),
     ]

@@ -55,9 +55,6 @@ public enum FileSystem {
         try out.commit()
     }
 
-    /// Page faults and peak resident memory of this process so far.
-    public static func resourceUsage() -> (majorFaults: Int, minorFaults: Int, peakRSSBytes: Int) { Sys.usage() }
-
     /// Seconds from an arbitrary fixed point, for timing.
     public static func monotonicSeconds() -> Double { Sys.monotonicSeconds() }
 

@@ -33,6 +33,14 @@ public final class MappedFile: @unchecked Sendable {
         try body(UnsafeRawBufferPointer(start: base, count: size))
     }
 
+    /// Calls `body` with `count` bytes at `offset`. The range comes from a validated header;
+    /// one outside the file is a programmer error and traps.
+    @inline(__always)
+    public func withBytes<R, E: Error>(offset: Int, count: Int, _ body: (UnsafeRawBufferPointer) throws(E) -> R) throws(E) -> R {
+        precondition(offset >= 0 && count >= 0 && offset <= size - count, "byte range outside the mapping")
+        return try body(UnsafeRawBufferPointer(start: base.map { $0 + offset }, count: count))
+    }
+
     /// Access-pattern advice for a byte range (clamped to the file; page-aligned outward).
     public func advise(_ advice: AccessAdvice, offset: Int = 0, length: Int? = nil) {
         guard let base, size > 0 else { return }

@@ -133,7 +133,7 @@ extension Converter {
                         r += n
                     }
                     // Casts are lossy; dequantizing a source block format to F32 is exact.
-                    if target != t.encoding && !t.encoding.isQuantized && t.storage.storedTypeName == nil { stats = e }
+                    if target != t.encoding && !t.encoding.isQuantized { stats = e }
                 }
                 reports.append(TensorReport(name: t.name, sourceDType: t.storedType, scheme: target.name, shape: t.shape,
                                             bytesIn: t.storedBytes, bytesOut: outBytes, paged: false, error: stats))

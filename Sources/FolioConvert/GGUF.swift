@@ -233,10 +233,7 @@ public final class GGUFFile: Sendable {
     public var fileSize: Int { map.size }
 
     func withBytes<R>(of t: GGUFTensorInfo, range: Range<Int>, _ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
-        try map.withBytes { all in
-            let s = header.dataStart + t.offset
-            return try body(UnsafeRawBufferPointer(rebasing: all[(s + range.lowerBound)..<(s + range.upperBound)]))
-        }
+        try map.withBytes(offset: header.dataStart + t.offset + range.lowerBound, count: range.count, body)
     }
 
     func release(_ t: GGUFTensorInfo, range: Range<Int>) {

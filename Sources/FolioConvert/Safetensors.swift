@@ -117,10 +117,7 @@ public final class SafetensorsFile: Sendable {
     /// Calls `body` with bytes `range` (relative to the tensor) of an entry.
     public func withBytes<R>(of e: SafetensorsEntry, range: Range<Int>? = nil, _ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
         let r = range ?? 0..<e.nbytes
-        return try map.withBytes { all in
-            let s = header.dataStart + e.begin
-            return try body(UnsafeRawBufferPointer(rebasing: all[(s + r.lowerBound)..<(s + r.upperBound)]))
-        }
+        return try map.withBytes(offset: header.dataStart + e.begin + r.lowerBound, count: r.count, body)
     }
 
     /// Drops this process's pages of an entry's byte range (after streaming over it).

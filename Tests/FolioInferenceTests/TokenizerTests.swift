@@ -64,3 +64,25 @@ final class TempDir {
         }
     }
 }
+
+/// The tokenizer.json inputs the fuzzer (Tools/fuzz, FuzzTokenizer) crashed on, and its
+/// minimized corpus: each is parsed (and, when accepted, used) without a trap.
+@Suite struct TokenizerFuzzRegressionTests {
+    func inputs(_ sub: String) -> [[UInt8]] {
+        let d = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("Fuzz/FuzzTokenizer/\(sub)").path
+        return ((try? FileManager.default.contentsOfDirectory(atPath: d)) ?? []).sorted().compactMap {
+            FileManager.default.contents(atPath: d + "/" + $0).map { [UInt8]($0) }
+        }
+    }
+
+    @Test func tokenizerCrashesAreFixed() throws {
+        let crashes = inputs("crashes")
+        #expect(!crashes.isEmpty)
+        for bytes in crashes + inputs("corpus") {
+            if let t = try? WordPieceTokenizer(json: bytes, file: "fuzz.json") {
+                _ = t.encode("Héllo, wörld! 你好 [CLS] tokens ##x", maxLength: 64)
+            }
+        }
+    }
+}

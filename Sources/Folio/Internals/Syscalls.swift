@@ -135,13 +135,6 @@ enum Sys {
 
     static func processID() -> Int32 { getpid() }
 
-    /// Resource usage of this process: (major faults, minor faults, peak RSS bytes).
-    static func usage() -> (majorFaults: Int, minorFaults: Int, peakRSSBytes: Int) {
-        var ru = rusage()
-        _ = getrusage(__rusage_who_t(RUSAGE_SELF.rawValue), &ru)
-        return (Int(ru.ru_majflt), Int(ru.ru_minflt), Int(ru.ru_maxrss) * 1024)
-    }
-
     static func monotonicSeconds() -> Double {
         var ts = timespec()
         clock_gettime(CLOCK_MONOTONIC, &ts)
@@ -239,12 +232,11 @@ extension Sys {
 }
 
 extension Sys {
-    enum Code { case notFound, isDirectory, io }
+    enum Code { case notFound, isDirectory }
     static func error(_ call: String, _ path: String, _ code: Code) -> SystemError {
         switch code {
         case .notFound: return SystemError(call: call, path: path, errno: ENOENT)
         case .isDirectory: return SystemError(call: call, path: path, errno: EISDIR)
-        case .io: return SystemError(call: call, path: path, errno: EIO)
         }
     }
 }

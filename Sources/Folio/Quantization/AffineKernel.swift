@@ -59,11 +59,6 @@ enum AffineKernel {
     @inline(__always)
     static func half(_ v: Float) -> Float { Float(Float16(v)) }
 
-    @inline(__always)
-    static func code(_ v: Float, inv: Float, min m: Float, top: Float) -> UInt8 {
-        UInt8(Swift.min(top, Swift.max(0, ((v - m) * inv).rounded(.toNearestOrEven))))
-    }
-
     /// Unpacks `count` 4-bit codes (low nibble first) and applies `scale * q + min`.
     @inline(__always)
     static func dequantize4(_ packed: UnsafePointer<UInt8>, count: Int, scale: Float, min m: Float, into out: UnsafeMutablePointer<Float>) {

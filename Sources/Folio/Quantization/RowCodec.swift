@@ -107,14 +107,4 @@ public enum RowCodec {
             }
         }
     }
-
-    /// Decodes one row and adds it to `acc` (used by batched lookups that sum rows).
-    public static func decodeAdd(_ encoding: Encoding, record: UnsafeRawPointer, width: Int, into acc: UnsafeMutablePointer<Float>, scratch: UnsafeMutablePointer<Float>) {
-        decode(encoding, record: record, width: width, into: scratch)
-        for i in 0..<width { acc[i] += scratch[i] }
-    }
-
-    private static func checkFinite(_ x: UnsafeBufferPointer<Float>) throws {
-        for i in 0..<x.count where !x[i].isFinite { throw RowCodecIssue.nonFinite(index: i) }
-    }
 }
