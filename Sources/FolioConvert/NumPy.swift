@@ -272,3 +272,27 @@ extension Checkpoint {
         return SourceTensor(name: name, encoding: .plain(header.dtype), shape: header.shape, file: file, storage: storage)
     }
 }
+
+/// Writes float32 arrays as .npy (format 1.0, little-endian, C order), atomically.
+public enum NumPyWriter {
+    public static func writeFloat32(_ values: [Float], shape: [Int], to path: String) throws {
+        var dict = "{'descr': '<f4', 'fortran_order': False, 'shape': ("
+        dict += shape.map(String.init).joined(separator: ", ") + (shape.count == 1 ? ",), }" : "), }")
+        // Magic (6) + version (2) + header length (2) + dict, padded with spaces and a final
+        // newline to a multiple of 64 bytes, as numpy writes it.
+        let unpadded = 10 + dict.utf8.count + 1
+        dict += String(repeating: " ", count: (64 - unpadded % 64) % 64) + "\n"
+        var head: [UInt8] = [0x93] + Array("NUMPY".utf8) + [1, 0]
+        let n = dict.utf8.count
+        head += [UInt8(n & 0xFF), UInt8(n >> 8)] + Array(dict.utf8)
+        let out = try AtomicOutput(destination: path)
+        do {
+            try out.write(head)
+            try values.withUnsafeBytes { try out.write($0) }
+            try out.commit()
+        } catch {
+            out.abort()
+            throw error
+        }
+    }
+}

@@ -30,19 +30,66 @@ enum Math {
     }
 
     /// `y[m, n] = x[m, k] · w[n, k]^T (+ bias[n])`: a linear layer with PyTorch's [out, in] weights.
+    /// Many rows (prefill) are split by rows, one GEMM per core; a few rows (decoding) are
+    /// split by output features, so that each core streams its own part of the weights.
     static func linear(_ x: UnsafePointer<Float>, rows m: Int, inFeatures k: Int, weight w: UnsafePointer<Float>, outFeatures n: Int,
                        bias: UnsafePointer<Float>?, into y: UnsafeMutablePointer<Float>) {
         let p = SendableRaw(x: x, w: w, b: bias, y: y)
-        parallelRows(m) { lo, hi in
-            let rows = hi - lo
-            guard rows > 0 else { return }
-            let yy = p.y + lo * n
-            if let bias = p.b {
-                for r in 0..<rows { (yy + r * n).update(from: bias, count: n) }
+        if m >= 4 * cores || cores == 1 || n < 64 {
+            parallelRows(m) { lo, hi in
+                let rows = hi - lo
+                guard rows > 0 else { return }
+                let yy = p.y + lo * n
+                if let bias = p.b {
+                    for r in 0..<rows { (yy + r * n).update(from: bias, count: n) }
+                }
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(rows), Int32(n), Int32(k), 1, p.x + lo * k, Int32(k), p.w, Int32(k),
+                            p.b == nil ? 0 : 1, yy, Int32(n))
             }
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(rows), Int32(n), Int32(k), 1, p.x + lo * k, Int32(k), p.w, Int32(k),
-                        p.b == nil ? 0 : 1, yy, Int32(n))
+            return
         }
+        _ = setUp
+        let blocks = cores
+        DispatchQueue.concurrentPerform(iterations: blocks) { b in
+            // Column blocks on 16-value boundaries keep each core's weight rows apart.
+            let lo = (n * b / blocks) & ~15, hi = b == blocks - 1 ? n : (n * (b + 1) / blocks) & ~15
+            let cols = hi - lo
+            guard cols > 0 else { return }
+            if let bias = p.b {
+                for r in 0..<m { (p.y + r * n + lo).update(from: bias + lo, count: cols) }
+            }
+            if m == 1 {
+                cblas_sgemv(CblasRowMajor, CblasNoTrans, Int32(cols), Int32(k), 1, p.w + lo * k, Int32(k), p.x, 1, p.b == nil ? 0 : 1, p.y + lo, 1)
+            } else {
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(m), Int32(cols), Int32(k), 1, p.x, Int32(k), p.w + lo * k, Int32(k),
+                            p.b == nil ? 0 : 1, p.y + lo, Int32(n))
+            }
+        }
+    }
+
+    /// RMSNorm of each row: x / sqrt(mean(x²) + eps) · weight, written to `out` (may be `x`).
+    static func rmsNorm(_ x: UnsafePointer<Float>, rows: Int, width n: Int, weight: UnsafePointer<Float>, eps: Float,
+                        into out: UnsafeMutablePointer<Float>) {
+        for r in 0..<rows {
+            let v = x + r * n, o = out + r * n
+            var s: Float = 0
+            for i in 0..<n { s += v[i] * v[i] }
+            let inv = 1 / (s / Float(n) + eps).squareRoot()
+            for i in 0..<n { o[i] = v[i] * inv * weight[i] }
+        }
+    }
+
+    /// gate = silu(gate) · up, elementwise (SwiGLU).
+    static func siluMul(_ gate: UnsafeMutablePointer<Float>, _ up: UnsafePointer<Float>, count: Int) {
+        for i in 0..<count {
+            let g = gate[i]
+            gate[i] = g / (1 + expf(-g)) * up[i]
+        }
+    }
+
+    /// y += x, elementwise.
+    static func add(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, count: Int) {
+        for i in 0..<count { y[i] += x[i] }
     }
 
     /// LayerNorm over rows of `n` values, in place: (x - mean) / sqrt(var + eps) * gamma + beta.

@@ -38,6 +38,15 @@ final class WeightStore: @unchecked Sendable {
         return out
     }
 
+    /// A tensor's float32 values without a copy when the file allows, checking its shape.
+    func weight(_ name: String, shape: [Int]) throws -> Weight {
+        let t = try info(name)
+        guard t.shape == shape else {
+            throw InferenceError.badWeight(file: file.path, tensor: t.name, reason: "has shape \(t.shape), the config implies \(shape)")
+        }
+        return try Weight(file: file, tensor: t)
+    }
+
     /// An embedding table, gathered by rows.
     func table(_ name: String, rows: Int, width: Int) throws -> EmbeddingTable {
         let t = try info(name)

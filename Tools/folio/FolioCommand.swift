@@ -1,3 +1,4 @@
+import Foundation
 import ArgumentParser
 import Folio
 import FolioConvert
@@ -65,6 +66,12 @@ struct CLIError: Error, CustomStringConvertible {
 /// Writes stdout text in one go (one JSON document with --json).
 func emit(_ text: String) {
     print(text)
+}
+
+/// Writes a piece of streamed text to stdout at once, without a newline.
+func emitPart(_ text: String) {
+    print(text, terminator: "")
+    fflush(nil)
 }
 
 /// A progress bar on stderr, drawn only when stderr is a terminal.

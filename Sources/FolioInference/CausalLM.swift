@@ -1,0 +1,27 @@
+import Folio
+
+/// A decoder-only language model that runs a sequence in steps: a prefill of the prompt,
+/// then one token at a time, keeping what it needs between steps in its state.
+protocol CausalLM: AnyObject, Sendable {
+    var vocabSize: Int { get }
+    /// A fresh state for one sequence.
+    func makeState() -> AnyObject
+    /// Runs `tokens` after the positions `state` holds and returns logits,
+    /// [tokens.count, vocabSize] when `allLogits`, else [vocabSize] for the last token.
+    func forward(_ tokens: [Int32], state: AnyObject, allLogits: Bool) throws -> [Float]
+}
+
+extension CausalLM {
+    /// Final norm, then logits of the wanted rows of `hidden` ([count, width]).
+    func logits(hidden: [Float], count: Int, width: Int, allLogits: Bool, norm: Weight, eps: Float, head: Weight) -> [Float] {
+        let first = allLogits ? 0 : count - 1
+        let rows = count - first
+        var normed = [Float](repeating: 0, count: rows * width)
+        hidden.withUnsafeBufferPointer { h in
+            Math.rmsNorm(h.baseAddress! + first * width, rows: rows, width: width, weight: norm.values, eps: eps, into: &normed)
+        }
+        var out = [Float](repeating: 0, count: rows * vocabSize)
+        Math.linear(normed, rows: rows, inFeatures: width, weight: head.values, outFeatures: vocabSize, bias: nil, into: &out)
+        return out
+    }
+}
