@@ -169,3 +169,96 @@ CLONES void folio_bf16_to_f32(const uint16_t *src, size_t n, float *dst) {
     uint32_t *out = (uint32_t *)dst;
     for (size_t i = 0; i < n; i++) out[i] = (uint32_t)src[i] << 16;
 }
+
+/* ---- Row gathers (embedding lookups) ---- */
+
+#pragma clang fp contract(off)
+
+#define PREFETCH_AHEAD 6
+
+static inline void prefetch_record(const uint8_t *p, size_t size) {
+    const uint8_t *end = p + size;
+    for (const uint8_t *q = (const uint8_t *)((uintptr_t)p & ~(uintptr_t)63); q < end; q += 64) __builtin_prefetch(q, 0, 0);
+}
+
+static inline float half_to_float(const uint8_t *p) {
+    _Float16 h; memcpy(&h, p, 2); return (float)h;
+}
+
+#define STORE_OR_ADD(o, v) do { if (acc) (o) += (v); else (o) = (v); } while (0)
+
+CLONES static void row_int8(const uint8_t *rec, size_t width, float *o, int acc) {
+    float s; memcpy(&s, rec, 4);
+    const int8_t *c = (const int8_t *)(rec + 4);
+    if (acc) { for (size_t j = 0; j < width; j++) o[j] += s * (float)c[j]; }
+    else     { for (size_t j = 0; j < width; j++) o[j] = s * (float)c[j]; }
+}
+
+CLONES static void row_int8_groups(const uint8_t *rec, size_t width, size_t group, float *o, int acc) {
+    size_t groups = width / group;
+    const int8_t *c = (const int8_t *)(rec + 2 * groups);
+    for (size_t g = 0; g < groups; g++) {
+        float s = half_to_float(rec + 2 * g);
+        const int8_t *cg = c + g * group; float *og = o + g * group;
+        if (acc) { for (size_t j = 0; j < group; j++) og[j] += s * (float)cg[j]; }
+        else     { for (size_t j = 0; j < group; j++) og[j] = s * (float)cg[j]; }
+    }
+}
+
+CLONES static void row_int4_groups(const uint8_t *rec, size_t width, size_t group, float *o, int acc) {
+    size_t groups = width / group;
+    const uint8_t *packed = rec + 4 * groups;
+    for (size_t g = 0; g < groups; g++) {
+        float s = half_to_float(rec + 4 * g), m = half_to_float(rec + 4 * g + 2);
+        const uint8_t *b = packed + g * group / 2; float *og = o + g * group;
+        if (acc) {
+            for (size_t k = 0; k < group / 2; k++) {
+                og[2 * k] += (float)(b[k] & 15) * s + m;
+                og[2 * k + 1] += (float)(b[k] >> 4) * s + m;
+            }
+        } else {
+            for (size_t k = 0; k < group / 2; k++) {
+                og[2 * k] = (float)(b[k] & 15) * s + m;
+                og[2 * k + 1] = (float)(b[k] >> 4) * s + m;
+            }
+        }
+    }
+}
+
+CLONES static void row_affine8_groups(const uint8_t *rec, size_t width, size_t group, float *o, int acc) {
+    size_t groups = width / group;
+    const uint8_t *c = rec + 4 * groups;
+    for (size_t g = 0; g < groups; g++) {
+        float s = half_to_float(rec + 4 * g), m = half_to_float(rec + 4 * g + 2);
+        const uint8_t *cg = c + g * group; float *og = o + g * group;
+        if (acc) { for (size_t j = 0; j < group; j++) og[j] += s * (float)cg[j] + m; }
+        else     { for (size_t j = 0; j < group; j++) og[j] = s * (float)cg[j] + m; }
+    }
+}
+
+CLONES static void row_plain(int kind, const uint8_t *rec, size_t width, float *o, int acc) {
+    for (size_t j = 0; j < width; j++) {
+        float v;
+        if (kind == FOLIO_ROW_F32) memcpy(&v, rec + 4 * j, 4);
+        else if (kind == FOLIO_ROW_F16) v = half_to_float(rec + 2 * j);
+        else { uint16_t b; memcpy(&b, rec + 2 * j, 2); v = from_bits((uint32_t)b << 16); }
+        STORE_OR_ADD(o[j], v);
+    }
+}
+
+void folio_gather_rows(int kind, size_t group, const uint8_t *base, const int64_t *offsets, size_t n,
+                       size_t width, size_t record_size, float *out, size_t out_stride, int accumulate) {
+    for (size_t i = 0; i < n && i < PREFETCH_AHEAD; i++) prefetch_record(base + offsets[i], record_size);
+    for (size_t i = 0; i < n; i++) {
+        if (i + PREFETCH_AHEAD < n) prefetch_record(base + offsets[i + PREFETCH_AHEAD], record_size);
+        const uint8_t *rec = base + offsets[i];
+        float *o = out + i * out_stride;
+        switch (kind) {
+        case FOLIO_ROW_INT8: row_int8(rec, width, o, accumulate); break;
+        case FOLIO_ROW_INT8_GROUPS: row_int8_groups(rec, width, group, o, accumulate); break;
+        case FOLIO_ROW_INT4_GROUPS: row_int4_groups(rec, width, group, o, accumulate); break;
+        case FOLIO_ROW_AFFINE8_GROUPS: row_affine8_groups(rec, width, group, o, accumulate); break;
+        default: row_plain(kind, rec, width, o, accumulate); break;
+        }
+    }
+}

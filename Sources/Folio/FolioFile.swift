@@ -1,3 +1,4 @@
+import CFolioKernels
 /// An open Folio file: memory-mapped, header fully validated before anything is exposed,
 /// immutable afterwards. Tensor bytes are served zero-copy from the mapping.
 public final class FolioFile: Sendable {
@@ -81,16 +82,58 @@ public final class FolioFile: Sendable {
     /// Gathers `rows` of `t` into `out` (row-major, `rows.count * t.rowWidth` floats).
     /// Every index is checked before any byte is read.
     public func gatherRows(_ t: TensorInfo, rows: some Collection<Int>, into out: UnsafeMutableBufferPointer<Float>) throws {
-        for r in rows { try checkRow(t, r) }
         let width = t.rowWidth
         guard out.count >= rows.count * width else {
             throw FolioError.invalidUse(file: path, reason: "output buffer holds \(out.count) floats, \(rows.count) rows of '\(t.name)' need \(rows.count * width)")
         }
-        map.withBytes { all in
-            var k = 0
-            for r in rows {
-                decodeRow(t, r, all: all, into: out.baseAddress! + k * width)
-                k += 1
+        try withUnsafeTemporaryAllocation(of: Int64.self, capacity: rows.count) { ids in
+            for (i, r) in rows.enumerated() { ids[i] = Int64(r) }
+            try gatherRows(t, rows: UnsafeBufferPointer(ids), into: out.baseAddress!, stride: width, accumulate: false)
+        }
+    }
+
+    /// The embedding-lookup kernel: decodes rows `rows` of `t` into `out + i * stride`, or
+    /// adds them there when `accumulate` is true (summing the rows of several tables).
+    /// Every index is checked before any byte is read; records of rows a few places ahead
+    /// are prefetched so that scattered rows' cache misses overlap.
+    public func gatherRows(_ t: TensorInfo, rows: UnsafeBufferPointer<Int64>, into out: UnsafeMutablePointer<Float>, stride: Int,
+                           accumulate: Bool) throws {
+        let count = t.rowCount
+        for r in rows where r < 0 || r >= Int64(count) {
+            throw FolioError.rowOutOfRange(file: path, tensor: t.name, row: Int(clamping: r), rows: count)
+        }
+        guard stride >= t.rowWidth else {
+            throw FolioError.invalidUse(file: path, reason: "output stride \(stride) is narrower than a row of '\(t.name)' (\(t.rowWidth))")
+        }
+        guard !rows.isEmpty, t.rowWidth > 0 else { return }
+        let width = t.rowWidth
+        let kind: Int32, group: Int
+        switch t.encoding {
+        case .plain(.f32): (kind, group) = (Int32(FOLIO_ROW_F32), 0)
+        case .plain(.f16): (kind, group) = (Int32(FOLIO_ROW_F16), 0)
+        case .plain(.bf16): (kind, group) = (Int32(FOLIO_ROW_BF16), 0)
+        case .int8(nil): (kind, group) = (Int32(FOLIO_ROW_INT8), 0)
+        case let .int8(g?): (kind, group) = (Int32(FOLIO_ROW_INT8_GROUPS), g)
+        case let .int4(g): (kind, group) = (Int32(FOLIO_ROW_INT4_GROUPS), g)
+        case let .affine8(g): (kind, group) = (Int32(FOLIO_ROW_AFFINE8_GROUPS), g)
+        default:
+            // Other plain dtypes (f64, integers): one row at a time through the codec.
+            var tmp = [Float](repeating: 0, count: width)
+            map.withBytes { all in
+                for (i, r) in rows.enumerated() {
+                    tmp.withUnsafeMutableBufferPointer { decodeRow(t, Int(r), all: all, into: $0.baseAddress!) }
+                    let o = out + i * stride
+                    if accumulate { for j in 0..<width { o[j] += tmp[j] } } else { o.update(from: tmp, count: width) }
+                }
+            }
+            return
+        }
+        let recordSize = rowByteRange(t, 0).count
+        withUnsafeTemporaryAllocation(of: Int64.self, capacity: rows.count) { offsets in
+            for (i, r) in rows.enumerated() { offsets[i] = Int64(rowByteRange(t, Int(r)).lowerBound) }
+            map.withBytes { all in
+                folio_gather_rows(kind, group, all.baseAddress!.assumingMemoryBound(to: UInt8.self), offsets.baseAddress!, rows.count,
+                                  width, recordSize, out, stride, accumulate ? 1 : 0)
             }
         }
     }

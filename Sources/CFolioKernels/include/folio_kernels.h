@@ -30,4 +30,17 @@ void folio_error_stats(const float *a, const float *b, size_t n, double sums[4],
 /// bfloat16 bits to float.
 void folio_bf16_to_f32(const uint16_t *src, size_t n, float *dst);
 
+
+/// Row record kinds for folio_gather_rows (Formats/FOLIO.md section 6).
+enum { FOLIO_ROW_F32 = 0, FOLIO_ROW_F16 = 1, FOLIO_ROW_BF16 = 2, FOLIO_ROW_INT8 = 3,
+       FOLIO_ROW_INT8_GROUPS = 4, FOLIO_ROW_INT4_GROUPS = 5, FOLIO_ROW_AFFINE8_GROUPS = 6 };
+
+/// Decodes the records at base + offsets[i] (i < n; rows of `width` values, records of
+/// `record_size` bytes, groups of `group` values) into out + i * out_stride, or adds them
+/// there when `accumulate` is non-zero. The records of rows a few places ahead are
+/// prefetched, so that the cache misses of scattered rows overlap. Values are identical to
+/// the scalar decoders (no fused multiply-add).
+void folio_gather_rows(int kind, size_t group, const uint8_t *base, const int64_t *offsets, size_t n,
+                       size_t width, size_t record_size, float *out, size_t out_stride, int accumulate);
+
 #endif
