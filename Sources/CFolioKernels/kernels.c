@@ -262,3 +262,37 @@ void folio_gather_rows(int kind, size_t group, const uint8_t *base, const int64_
         }
     }
 }
+
+void folio_gather_sum(int kind, size_t group, const uint8_t *base, const int64_t *offsets, size_t n, size_t tables,
+                      size_t width, size_t record_size, float *out, size_t out_stride) {
+    size_t total = n * tables;
+    for (size_t i = 0; i < total && i < PREFETCH_AHEAD; i++) prefetch_record(base + offsets[i], record_size);
+    for (size_t i = 0; i < n; i++) {
+        float *o = out + i * out_stride;
+        for (size_t k = 0; k < tables; k++) {
+            size_t at = i * tables + k;
+            if (at + PREFETCH_AHEAD < total) prefetch_record(base + offsets[at + PREFETCH_AHEAD], record_size);
+            const uint8_t *rec = base + offsets[at];
+            int acc = k > 0;
+            switch (kind) {
+            case FOLIO_ROW_INT8: row_int8(rec, width, o, acc); break;
+            case FOLIO_ROW_INT8_GROUPS: row_int8_groups(rec, width, group, o, acc); break;
+            case FOLIO_ROW_INT4_GROUPS: row_int4_groups(rec, width, group, o, acc); break;
+            case FOLIO_ROW_AFFINE8_GROUPS: row_affine8_groups(rec, width, group, o, acc); break;
+            default: row_plain(kind, rec, width, o, acc); break;
+            }
+        }
+    }
+}
+
+uint64_t folio_touch_rows(const uint8_t *base, const int64_t *offsets, size_t n, size_t record_size) {
+    uint64_t sum = 0;
+    for (size_t i = 0; i < n && i < PREFETCH_AHEAD; i++) prefetch_record(base + offsets[i], record_size);
+    for (size_t i = 0; i < n; i++) {
+        if (i + PREFETCH_AHEAD < n) prefetch_record(base + offsets[i + PREFETCH_AHEAD], record_size);
+        const uint8_t *p = base + offsets[i], *end = p + record_size;
+        sum += *p;
+        for (const uint8_t *q = (const uint8_t *)(((uintptr_t)p + 64) & ~(uintptr_t)63); q < end; q += 64) sum += *q;
+    }
+    return sum;
+}

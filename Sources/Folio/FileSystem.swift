@@ -58,6 +58,12 @@ public enum FileSystem {
     /// Seconds from an arbitrary fixed point, for timing.
     public static func monotonicSeconds() -> Double { Sys.monotonicSeconds() }
 
+    /// Page faults and peak resident set of this process so far.
+    public static func resourceUsage() -> (minorFaults: Int, majorFaults: Int, peakRSSBytes: Int) { Sys.resourceUsage() }
+
+    /// Drops a file's clean, unmapped pages from the page cache (for cold-cache benchmarks).
+    public static func dropCachedPages(_ path: String) throws { try Sys.dropCachedPages(path) }
+
     /// Makes a SIGBUS (a mapped file truncated by another process while in use) end the
     /// process with one clear line and exit status 1. For command-line tools.
     public static func installMappedFileFaultHandler() { MappedFileFaults.install() }

@@ -107,16 +107,7 @@ public final class FolioFile: Sendable {
         }
         guard !rows.isEmpty, t.rowWidth > 0 else { return }
         let width = t.rowWidth
-        let kind: Int32, group: Int
-        switch t.encoding {
-        case .plain(.f32): (kind, group) = (Int32(FOLIO_ROW_F32), 0)
-        case .plain(.f16): (kind, group) = (Int32(FOLIO_ROW_F16), 0)
-        case .plain(.bf16): (kind, group) = (Int32(FOLIO_ROW_BF16), 0)
-        case .int8(nil): (kind, group) = (Int32(FOLIO_ROW_INT8), 0)
-        case let .int8(g?): (kind, group) = (Int32(FOLIO_ROW_INT8_GROUPS), g)
-        case let .int4(g): (kind, group) = (Int32(FOLIO_ROW_INT4_GROUPS), g)
-        case let .affine8(g): (kind, group) = (Int32(FOLIO_ROW_AFFINE8_GROUPS), g)
-        default:
+        guard let (kind, group) = Self.kernelKind(t.encoding) else {
             // Other plain dtypes (f64, integers): one row at a time through the codec.
             var tmp = [Float](repeating: 0, count: width)
             map.withBytes { all in
@@ -134,6 +125,80 @@ public final class FolioFile: Sendable {
             map.withBytes { all in
                 folio_gather_rows(kind, group, all.baseAddress!.assumingMemoryBound(to: UInt8.self), offsets.baseAddress!, rows.count,
                                   width, recordSize, out, stride, accumulate ? 1 : 0)
+            }
+        }
+    }
+
+    /// The C kernel's record kind and group size for an encoding, nil for encodings it does
+    /// not decode (f64 and integer dtypes).
+    static func kernelKind(_ e: Encoding) -> (Int32, Int)? {
+        switch e {
+        case .plain(.f32): return (Int32(FOLIO_ROW_F32), 0)
+        case .plain(.f16): return (Int32(FOLIO_ROW_F16), 0)
+        case .plain(.bf16): return (Int32(FOLIO_ROW_BF16), 0)
+        case .int8(nil): return (Int32(FOLIO_ROW_INT8), 0)
+        case let .int8(g?): return (Int32(FOLIO_ROW_INT8_GROUPS), g)
+        case let .int4(g): return (Int32(FOLIO_ROW_INT4_GROUPS), g)
+        case let .affine8(g): return (Int32(FOLIO_ROW_AFFINE8_GROUPS), g)
+        default: return nil
+        }
+    }
+
+    /// Embedding bags of one row per table: for each token i, the rows `rows[i * T + k]` of
+    /// `tables[k]` (k < T) dequantized and summed into `out + i * stride`. All tables must have
+    /// one encoding and row width. Indices are checked before any byte is read.
+    public func gatherSum(_ tables: [TensorInfo], rows: UnsafeBufferPointer<Int64>, into out: UnsafeMutablePointer<Float>, stride: Int) throws {
+        let t = tables.count
+        guard let first = tables.first else { return }
+        guard tables.allSatisfy({ $0.encoding == first.encoding && $0.rowWidth == first.rowWidth }), rows.count % t == 0 else {
+            throw FolioError.invalidUse(file: path, reason: "gatherSum needs tables of one encoding and width and \(t) ids per token")
+        }
+        guard stride >= first.rowWidth else {
+            throw FolioError.invalidUse(file: path, reason: "output stride \(stride) is narrower than a row of '\(first.name)' (\(first.rowWidth))")
+        }
+        for (i, r) in rows.enumerated() {
+            let table = tables[i % t]
+            guard r >= 0, r < Int64(table.rowCount) else {
+                throw FolioError.rowOutOfRange(file: path, tensor: table.name, row: Int(clamping: r), rows: table.rowCount)
+            }
+        }
+        let n = rows.count / t
+        guard n > 0, first.rowWidth > 0 else { return }
+        guard let (kind, group) = Self.kernelKind(first.encoding) else {
+            for (k, table) in tables.enumerated() {
+                let mine = (0..<n).map { rows[$0 * t + k] }
+                try mine.withUnsafeBufferPointer { try gatherRows(table, rows: $0, into: out, stride: stride, accumulate: k > 0) }
+            }
+            return
+        }
+        let recordSize = rowByteRange(first, 0).count
+        withUnsafeTemporaryAllocation(of: Int64.self, capacity: rows.count) { offsets in
+            for (i, r) in rows.enumerated() { offsets[i] = Int64(rowByteRange(tables[i % t], Int(r)).lowerBound) }
+            map.withBytes { all in
+                folio_gather_sum(kind, group, all.baseAddress!.assumingMemoryBound(to: UInt8.self), offsets.baseAddress!, n, t,
+                                 first.rowWidth, recordSize, out, stride)
+            }
+        }
+    }
+
+    /// Reads one byte of every cache line of the records of `rows` (no decoding): the
+    /// memory system's cost of a lookup, as a ceiling for `gatherRows`. Returns their sum.
+    /// `rows` holds one id per table per token, as for `gatherSum`.
+    public func touchRows(_ tables: [TensorInfo], rows: UnsafeBufferPointer<Int64>) throws -> UInt64 {
+        let t = tables.count
+        guard let first = tables.first, rows.count % t == 0 else { return 0 }
+        for (i, r) in rows.enumerated() {
+            let table = tables[i % t]
+            guard r >= 0, r < Int64(table.rowCount) else {
+                throw FolioError.rowOutOfRange(file: path, tensor: table.name, row: Int(clamping: r), rows: table.rowCount)
+            }
+        }
+        guard !rows.isEmpty, first.rowWidth > 0 else { return 0 }
+        let recordSize = tables.map { rowByteRange($0, 0).count }.max()!
+        return withUnsafeTemporaryAllocation(of: Int64.self, capacity: rows.count) { offsets in
+            for (i, r) in rows.enumerated() { offsets[i] = Int64(rowByteRange(tables[i % t], Int(r)).lowerBound) }
+            return map.withBytes { all in
+                folio_touch_rows(all.baseAddress!.assumingMemoryBound(to: UInt8.self), offsets.baseAddress!, rows.count, recordSize)
             }
         }
     }

@@ -273,10 +273,18 @@ extension Checkpoint {
     }
 }
 
-/// Writes float32 arrays as .npy (format 1.0, little-endian, C order), atomically.
+/// Writes float32 and int64 arrays as .npy (format 1.0, little-endian, C order), atomically.
 public enum NumPyWriter {
     public static func writeFloat32(_ values: [Float], shape: [Int], to path: String) throws {
-        var dict = "{'descr': '<f4', 'fortran_order': False, 'shape': ("
+        try values.withUnsafeBytes { try write($0, descr: "<f4", shape: shape, to: path) }
+    }
+
+    public static func writeInt64(_ values: [Int64], shape: [Int], to path: String) throws {
+        try values.withUnsafeBytes { try write($0, descr: "<i8", shape: shape, to: path) }
+    }
+
+    static func write(_ bytes: UnsafeRawBufferPointer, descr: String, shape: [Int], to path: String) throws {
+        var dict = "{'descr': '\(descr)', 'fortran_order': False, 'shape': ("
         dict += shape.map(String.init).joined(separator: ", ") + (shape.count == 1 ? ",), }" : "), }")
         // Magic (6) + version (2) + header length (2) + dict, padded with spaces and a final
         // newline to a multiple of 64 bytes, as numpy writes it.
@@ -288,7 +296,7 @@ public enum NumPyWriter {
         let out = try AtomicOutput(destination: path)
         do {
             try out.write(head)
-            try values.withUnsafeBytes { try out.write($0) }
+            try out.write(bytes)
             try out.commit()
         } catch {
             out.abort()

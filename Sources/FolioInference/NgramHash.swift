@@ -29,36 +29,45 @@ public struct NgramHasher: Sendable {
         guard k >= 1, k <= 64 else { throw bad("emb_split_num", "must be in 1...64") }
         guard n >= 2, n <= 16 else { throw bad("emb_neighbor_num", "must be in 2...16") }
         let m = Int64(v) * Int64(ratio)
-        var tables: [Table] = []
+        var list: [(length: Int, modulus: Int64)] = []
         for g in 2...n {
-            for j in 0..<k {
-                let index = Int64((g - 2) * k + j)
-                let modulus = m + 2 * index + 1
-                var mult: [Int64] = []
-                var p: Int64 = 1
-                for _ in 1..<g {
-                    // p and V mod M are below M < 2^52: their product needs 128 bits, and its
-                    // quotient by M (below M) fits 64.
-                    let (hi, lo) = p.multipliedFullWidth(by: Int64(v) % modulus)
-                    p = Int64(truncatingIfNeeded: modulus.dividingFullWidth((hi, lo)).remainder)
-                    mult.append(p)
-                }
-                // Largest sum: (V-1) · (1 + Σ multipliers) must stay below 2^63.
-                var bound: Int64 = 1
-                for x in mult {
-                    let (s, o) = bound.addingReportingOverflow(x)
-                    guard !o else { throw bad("ngram_vocab_size_ratio", "n-gram sums would overflow 64 bits") }
-                    bound = s
-                }
-                guard !bound.multipliedReportingOverflow(by: Int64(v)).overflow else {
-                    throw bad("ngram_vocab_size_ratio", "n-gram sums would overflow 64 bits")
-                }
-                tables.append(Table(length: g, modulus: modulus, multipliers: mult))
+            for j in 0..<k { list.append((g, m + 2 * Int64((g - 2) * k + j) + 1)) }
+        }
+        try self.init(vocabSize: v, tables: list)
+    }
+
+    /// Tables of given n-gram lengths (2...16) and row counts, for synthetic workloads.
+    public init(vocabSize v: Int, tables list: [(length: Int, modulus: Int64)]) throws {
+        func bad(_ field: String, _ reason: String) -> InferenceError { .badConfig(file: "config.json", field: field, reason: reason) }
+        guard v >= 1, v <= 1 << 31 else { throw bad("vocab_size", "must be in 1...2^31") }
+        var tables: [Table] = []
+        for (g, modulus) in list {
+            guard g >= 2, g <= 16 else { throw bad("emb_neighbor_num", "n-gram length \(g) must be in 2...16") }
+            guard modulus >= 1, modulus < 1 << 52 else { throw bad("ngram_vocab_size_ratio", "table rows \(modulus) must be in 1..<2^52") }
+            var mult: [Int64] = []
+            var p: Int64 = 1
+            for _ in 1..<g {
+                // p and V mod M are below M < 2^52: their product needs 128 bits, and its
+                // quotient by M (below M) fits 64.
+                let (hi, lo) = p.multipliedFullWidth(by: Int64(v) % modulus)
+                p = Int64(truncatingIfNeeded: modulus.dividingFullWidth((hi, lo)).remainder)
+                mult.append(p)
             }
+            // Largest sum: (V-1) · (1 + Σ multipliers) must stay below 2^63.
+            var bound: Int64 = 1
+            for x in mult {
+                let (s, o) = bound.addingReportingOverflow(x)
+                guard !o else { throw bad("ngram_vocab_size_ratio", "n-gram sums would overflow 64 bits") }
+                bound = s
+            }
+            guard !bound.multipliedReportingOverflow(by: Int64(v)).overflow else {
+                throw bad("ngram_vocab_size_ratio", "n-gram sums would overflow 64 bits")
+            }
+            tables.append(Table(length: g, modulus: modulus, multipliers: mult))
         }
         vocabSize = v
         self.tables = tables
-        history = n - 1
+        history = (tables.map(\.length).max() ?? 1) - 1
     }
 
     /// Row ids for the token `tokens[t]`, one per table, into `out` (tables.count values).

@@ -1,11 +1,12 @@
 import ArgumentParser
 import Folio
 import FolioConvert
+import FolioInference
 
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Benchmarks: synthetic embedding tables and their costs.",
-        subcommands: [Tables.self, Open.self])
+        subcommands: [Tables.self, Lookups.self, Open.self])
 
     struct Tables: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Write a .folio file of synthetic normally distributed embedding tables.")
@@ -54,6 +55,68 @@ struct Bench: ParsableCommand {
                 lines.append("\(path): \(size) bytes, median open \(fmt(median * 1e6, 1)) us, p99 \(fmt(p99 * 1e6, 1)) us over \(times.count) opens")
             }
             emit(json ? JSONValue.object([("results", .array(results))]).serialized() : lines.joined(separator: "\n"))
+        }
+    }
+
+    struct Lookups: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Look up one row of every table per token (n-gram ids of random tokens), dequantized and summed.",
+            discussion: """
+            Tokens are random (uniform, or Zipf-distributed with exponent --zipf) in sequences of 1024; each table's row is \
+            the n-gram hash of the token and its predecessors (tables split into groups of n-gram lengths 2, 3, 4), modulo \
+            the table's rows. Reports tokens/s, rows/s, bytes of row records per second, batch latency, page faults and \
+            peak RSS; the checksum is the sum of every output value.
+            """)
+        @Argument(help: "A .folio file of paged tables (e.g. from `folio bench tables`).") var file: String
+        @Option(help: "Tokens to look up.") var tokens: Int = 100_000
+        @Option(help: "Threads splitting each batch.") var threads: Int = 1
+        @Option(help: "Tokens per batch.") var batch: Int = 256
+        @Option(help: "Zipf exponent of the token distribution (default: uniform).") var zipf: Double?
+        @Option(help: "Random seed.") var seed: UInt64 = 0
+        @Option(help: "Vocabulary size of the token stream.") var vocab: Int = LookupWorkload.paperVocabulary
+        @Flag(help: "Only touch the cache lines of each row record (no decoding): the random-access ceiling.") var touchOnly = false
+        @Flag(help: "Drop the file's pages from the page cache first (cold run).") var cold = false
+        @Option(help: "Ask the kernel to read the rows of the batch this many batches ahead (madvise WILLNEED); 0 = off.") var willneedAhead: Int = 0
+        @Option(help: "Write the row ids used as an int64 .npy array [tokens, tables].") var idsOut: String?
+        @Flag(help: "Print one JSON document.") var json = false
+
+        func validate() throws {
+            guard tokens > 0 else { throw ValidationError("--tokens must be positive") }
+            guard threads > 0, threads <= 256 else { throw ValidationError("--threads must be in 1...256") }
+            guard batch > 0 else { throw ValidationError("--batch must be positive") }
+            guard vocab > 0, vocab <= 1 << 31 else { throw ValidationError("--vocab must be in 1...2^31") }
+            guard willneedAhead >= 0 else { throw ValidationError("--willneed-ahead must not be negative") }
+            if let zipf { guard zipf > 0, zipf.isFinite else { throw ValidationError("--zipf must be a positive number") } }
+        }
+
+        func run() throws {
+            if cold { try FileSystem.dropCachedPages(file) }
+            let f = try FolioFile(path: file)
+            let bench = try LookupBench(file: f)
+            for t in bench.tables { f.advise(t, .random) }
+            let hasher = try LookupWorkload.hasher(tableRows: bench.tables.map(\.rowCount), vocab: vocab)
+            let stream = LookupWorkload.tokens(count: tokens, vocab: vocab, zipf: zipf, seed: seed)
+            let ids = LookupWorkload.rowIDs(tokens: stream, hasher: hasher)
+            if let idsOut { try NumPyWriter.writeInt64(ids, shape: [tokens, bench.tables.count], to: idsOut) }
+            let r = try bench.run(ids: ids, batch: batch, threads: threads, mode: touchOnly ? .touch : .decode, willNeedAhead: willneedAhead)
+            let tps = Double(r.tokens) / r.seconds, rps = Double(r.rows) / r.seconds, bps = Double(r.bytes) / r.seconds
+            if json {
+                emit(JSONValue.object([
+                    ("tokens_per_second", .double(tps)), ("rows_per_second", .double(rps)), ("bytes_per_second", .double(bps)),
+                    ("p50_batch_seconds", .double(r.percentile(0.5))), ("p99_batch_seconds", .double(r.percentile(0.99))),
+                    ("major_faults", .int(r.majorFaults)), ("minor_faults", .int(r.minorFaults)), ("peak_rss_bytes", .int(r.peakRSSBytes)),
+                    ("checksum", .double(r.checksum)),
+                    ("tables", .int(bench.tables.count)), ("tokens", .int(r.tokens)), ("threads", .int(threads)), ("batch", .int(batch)),
+                    ("seconds", .double(r.seconds)), ("mode", .string(touchOnly ? "touch" : "decode")),
+                ]).serialized())
+            } else {
+                emit("""
+                \(r.tokens) tokens x \(bench.tables.count) tables (\(bench.tables[0].encoding.name), \(bench.width) values), \(threads) thread(s), batch \(batch)\(touchOnly ? ", touch only" : ""):
+                  \(fmt(tps, 0)) tokens/s, \(fmt(rps / 1e6, 2)) M rows/s, \(fmt(bps / 1e9, 3)) GB/s of records
+                  batch p50 \(fmt(r.percentile(0.5) * 1e3, 3)) ms, p99 \(fmt(r.percentile(0.99) * 1e3, 3)) ms
+                  faults: \(r.majorFaults) major, \(r.minorFaults) minor; peak RSS \(fmt(Double(r.peakRSSBytes) / 1e6, 1)) MB; checksum \(r.checksum)
+                """)
+            }
         }
     }
 }
