@@ -1,0 +1,156 @@
+import Folio
+
+/// Settings of one generation.
+public struct GenerationOptions: Sendable {
+    public var maxTokens = 128
+    public var temperature: Float = 0
+    public var topP: Float = 1
+    public var seed: UInt64 = 0
+    /// Keep the logits of every prompt position ([prompt, vocab]).
+    public var promptLogits = false
+    public init() {}
+}
+
+/// What a generation produced.
+public struct GenerationResult: Sendable {
+    public var promptTokens: [Int32]
+    public var tokens: [Int32]
+    public var text: String
+    /// [prompt, vocab] when asked for, else empty.
+    public var promptLogits: [Float]
+    public var promptSeconds: Double
+    public var decodeSeconds: Double
+    /// Forward passes of one token each (generated tokens but the first, which the prompt gives).
+    public var decodeSteps: Int
+}
+
+/// A causal language model in a .folio file made from a Hugging Face folder: the config,
+/// the tokenizer and the weights all come from the one file. Architectures: `llama`
+/// (LlamaForCausalLM) and `longcat_flash_ngram`.
+public final class TextGenerator: @unchecked Sendable {
+    // @unchecked: immutable after init; one generation at a time.
+    public static let architectures = ["llama", "longcat_flash_ngram"]
+
+    public let path: String
+    public let modelType: String
+    public let vocabSize: Int
+    public let eosIDs: Set<Int32>
+    public let tokenizer: BPETokenizer?
+    let model: any CausalLM
+    let file: FolioFile
+
+    /// `semantics` picks, for longcat_flash_ngram, between the checkpoint's own modeling code
+    /// ("checkpoint", the default) and mlx-lm's ("mlx-lm"); see LongcatNgramModel.
+    public init(path: String, semantics: String = "checkpoint") throws {
+        self.path = path
+        let file = try FolioFile(path: path)
+        self.file = file
+        guard let configBytes = file.fileBytes(named: "config.json") else {
+            throw InferenceError.unsupported(file: path, reason: "no config.json inside: convert the model's Hugging Face folder, not a lone weights file")
+        }
+        let config = try ModelConfig(file: path + ":config.json", bytes: configBytes)
+        modelType = try config.string("model_type")
+        var eos = Set(try config.ids("eos_token_id"))
+        if let g = file.fileBytes(named: "generation_config.json") {
+            eos.formUnion(try ModelConfig(file: path + ":generation_config.json", bytes: g).ids("eos_token_id"))
+        }
+        eosIDs = eos
+        let weights = WeightStore(file: file, prefix: "")
+        let ignored: (String) -> Bool
+        switch modelType {
+        case "llama":
+            model = try LlamaModel(config: config, weights: weights)
+            ignored = { $0.hasSuffix("rotary_emb.inv_freq") }
+        case "longcat_flash_ngram":
+            guard let s = LongcatNgramModel.Semantics(rawValue: semantics) else {
+                throw InferenceError.badInput("semantics '\(semantics)' is not known (checkpoint, mlx-lm)")
+            }
+            model = try LongcatNgramModel(config: config, weights: weights, semantics: s, eosIDs: eos)
+            ignored = { $0.hasPrefix("model.mtp.") }
+        default:
+            throw InferenceError.unsupported(file: path, reason: "model_type '\(modelType)' is not supported by folio run (supported: \(Self.architectures.joined(separator: ", ")))")
+        }
+        let unused = weights.unused(ignoring: ignored)
+        if let first = unused.first {
+            throw InferenceError.unsupported(file: path, reason: "tensor '\(first)' is not part of a \(modelType) model (\(unused.count) such tensors)")
+        }
+        vocabSize = model.vocabSize
+        if let t = file.fileBytes(named: "tokenizer.json") {
+            tokenizer = try BPETokenizer(json: t, file: path + ":tokenizer.json")
+        } else {
+            tokenizer = nil
+        }
+    }
+
+    /// Prompt ids of a text, with the special tokens the tokenizer's template adds.
+    public func encode(_ text: String) throws -> [Int32] {
+        guard let tokenizer else { throw InferenceError.unsupported(file: path, reason: "no tokenizer.json inside; give --tokens instead of a text prompt") }
+        return tokenizer.encode(text, addSpecialTokens: true)
+    }
+
+    /// Logits of every position of `tokens` in one forward pass, [count, vocab].
+    public func logits(_ tokens: [Int32]) throws -> [Float] {
+        try model.forward(tokens, state: model.makeState(), allLogits: true)
+    }
+
+    /// Logits of every position, computed one token at a time through the cache.
+    public func logitsIncrementally(_ tokens: [Int32]) throws -> [Float] {
+        let state = model.makeState()
+        var out: [Float] = []
+        for t in tokens { out += try model.forward([t], state: state, allLogits: false) }
+        return out
+    }
+
+    /// Runs the prompt, then samples up to `maxTokens` tokens, stopping after an end-of-sequence
+    /// token. `onText` receives the text as it is made, in pieces of whole UTF-8 characters.
+    public func generate(prompt: [Int32], options o: GenerationOptions, onText: ((String) -> Void)? = nil) throws -> GenerationResult {
+        guard !prompt.isEmpty else { throw InferenceError.badInput("the prompt has no tokens") }
+        let state = model.makeState()
+        var sampler = Sampler(temperature: o.temperature, topP: o.topP, seed: o.seed)
+        let t0 = FileSystem.monotonicSeconds()
+        var logits = try model.forward(prompt, state: state, allLogits: o.promptLogits)
+        let t1 = FileSystem.monotonicSeconds()
+        var result = GenerationResult(promptTokens: prompt, tokens: [], text: "", promptLogits: o.promptLogits ? logits : [],
+                                      promptSeconds: t1 - t0, decodeSeconds: 0, decodeSteps: 0)
+        var pending: [UInt8] = []
+        var last = logits.count - vocabSize
+        while result.tokens.count < o.maxTokens {
+            let next = logits.withUnsafeBufferPointer { sampler.next(UnsafeBufferPointer(rebasing: $0[last...])) }
+            result.tokens.append(next)
+            if eosIDs.contains(next) { break }
+            if let tokenizer, let onText {
+                pending += tokenizer.tokenBytes(next)
+                let cut = Self.completeUTF8Prefix(pending)
+                if cut > 0 {
+                    onText(String(decoding: pending[..<cut], as: UTF8.self))
+                    pending.removeFirst(cut)
+                }
+            }
+            if result.tokens.count == o.maxTokens { break }
+            logits = try model.forward([next], state: state, allLogits: false)
+            last = 0
+            result.decodeSteps += 1
+        }
+        result.decodeSeconds = FileSystem.monotonicSeconds() - t1
+        if let onText, !pending.isEmpty { onText(String(decoding: pending, as: UTF8.self)) }
+        let textTokens = result.tokens.last.map { eosIDs.contains($0) } == true ? Array(result.tokens.dropLast()) : result.tokens
+        result.text = tokenizer?.decode(textTokens, skipSpecialTokens: false) ?? ""
+        return result
+    }
+
+    /// Length of the longest prefix of `bytes` that does not end inside a UTF-8 sequence.
+    static func completeUTF8Prefix(_ bytes: [UInt8]) -> Int {
+        var i = bytes.count
+        var back = 0
+        while i > 0 && back < 4 {
+            let b = bytes[i - 1]
+            if b & 0xC0 != 0x80 {
+                let need = b < 0x80 ? 1 : b >= 0xF0 ? 4 : b >= 0xE0 ? 3 : b >= 0xC0 ? 2 : 1
+                return back + 1 >= need ? bytes.count : i - 1
+            }
+            i -= 1
+            back += 1
+        }
+        return bytes.count
+    }
+}

@@ -1,0 +1,77 @@
+import Foundation
+import ArgumentParser
+import Folio
+import FolioConvert
+import FolioInference
+
+struct Run: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Generate text with a causal language model (llama, longcat_flash_ngram).",
+        discussion: "MODEL is a .folio file converted from a Hugging Face model folder; it carries the config and the tokenizer. Text is streamed to stdout as it is made.")
+
+    @Argument(help: "The .folio model.") var model: String
+    @Option(help: "The prompt text (special tokens of the tokenizer's template are added).") var prompt: String?
+    @Option(help: "The prompt as comma-separated token ids.") var tokens: String?
+    @Option(help: "Tokens to generate (0: only evaluate the prompt).") var maxTokens: Int = 128
+    @Option(help: "Sampling temperature (0: greedy).") var temperature: Float = 0
+    @Option(help: "Nucleus sampling: keep the most likely tokens up to this probability mass.") var topP: Float = 1
+    @Option(help: "Random seed for sampling.") var seed: UInt64?
+    @Option(help: "Write the logits of every prompt position as a float32 .npy [prompt_length, vocab_size].") var logits: String?
+    @Option(help: "longcat_flash_ngram semantics: checkpoint (the model's own code: n-gram history reset after an end token, LoRA-norm eps 1e-6) or mlx-lm.") var semantics: String = "checkpoint"
+    @Flag(help: "Print one JSON document with the prompt and generated tokens, the text and the speeds.") var json = false
+    @Flag(help: "Report load time and tokens per second on stderr.") var timing = false
+
+    func validate() throws {
+        guard (prompt == nil) != (tokens == nil) else { throw ValidationError("give exactly one of --prompt and --tokens") }
+        guard maxTokens >= 0 else { throw ValidationError("--max-tokens must not be negative") }
+        guard temperature >= 0, temperature.isFinite else { throw ValidationError("--temperature must be a finite number, at least 0") }
+        guard topP > 0, topP <= 1 else { throw ValidationError("--top-p must be in (0, 1]") }
+    }
+
+    func run() throws {
+        let t0 = FileSystem.monotonicSeconds()
+        let generator = try TextGenerator(path: model, semantics: semantics)
+        let t1 = FileSystem.monotonicSeconds()
+        var ids: [Int32]
+        if let tokens {
+            ids = try tokens.split(separator: ",", omittingEmptySubsequences: false).map { s in
+                let t = s.trimmingCharacters(in: .whitespaces)
+                guard let v = Int32(t), v >= 0 else { throw CLIError("--tokens: '\(t)' is not a token id") }
+                guard Int(v) < generator.vocabSize else { throw CLIError("--tokens: id \(v) is outside the vocabulary (0..<\(generator.vocabSize))") }
+                return v
+            }
+        } else {
+            ids = try generator.encode(prompt!)
+        }
+        guard !ids.isEmpty else { throw CLIError("the prompt encodes to no tokens") }
+        var options = GenerationOptions()
+        options.maxTokens = maxTokens
+        options.temperature = temperature
+        options.topP = topP
+        options.seed = seed ?? UInt64.random(in: 0...UInt64.max)
+        options.promptLogits = logits != nil
+        let stream = !json && generator.tokenizer != nil
+        let result = try generator.generate(prompt: ids, options: options, onText: stream ? { emitPart($0) } : nil)
+        if stream { emit("") }
+        if let logits {
+            try NumPyWriter.writeFloat32(result.promptLogits, shape: [ids.count, generator.vocabSize], to: logits)
+        }
+        let promptRate = Double(ids.count) / max(result.promptSeconds, 1e-9)
+        let rate = result.decodeSteps > 0 ? Double(result.decodeSteps) / max(result.decodeSeconds, 1e-9) : 0
+        if json {
+            emit(JSONValue.object([
+                ("prompt_tokens", .array(ids.map { .int($0) })),
+                ("tokens", .array(result.tokens.map { .int($0) })),
+                ("text", .string(result.text)),
+                ("prompt_tokens_per_second", .double(promptRate)),
+                ("tokens_per_second", .double(rate)),
+            ]).serialized())
+        } else if generator.tokenizer == nil {
+            emit(result.tokens.map(String.init).joined(separator: ","))
+        }
+        if timing {
+            FileSystem.writeStderr("run: load \(fmt(t1 - t0, 3)) s; prompt \(ids.count) tokens at \(fmt(promptRate, 1)) tokens/s; "
+                + "\(result.tokens.count) generated, \(fmt(rate, 1)) tokens/s\n")
+        }
+    }
+}
