@@ -87,9 +87,17 @@ final class LlamaModel: CausalLM, @unchecked Sendable {
         let scale = 1 / Float(d).squareRoot()
         for (i, L) in layers.enumerated() {
             Math.rmsNorm(x, rows: n, width: h, weight: L.inNorm.values, eps: eps, into: &xn)
-            Math.linear(xn, rows: n, inFeatures: h, weight: L.q.values, outFeatures: heads * d, bias: L.qb?.values, into: &q)
-            Math.linear(xn, rows: n, inFeatures: h, weight: L.k.values, outFeatures: kvHeads * d, bias: L.kb?.values, into: &k)
-            Math.linear(xn, rows: n, inFeatures: h, weight: L.v.values, outFeatures: kvHeads * d, bias: L.vb?.values, into: &v)
+            q.withUnsafeMutableBufferPointer { qp in
+                k.withUnsafeMutableBufferPointer { kp in
+                    v.withUnsafeMutableBufferPointer { vp in
+                        Math.linears(xn, rows: n, inFeatures: h, [
+                            LinearOutput(weight: L.q.values, count: heads * d, bias: L.qb?.values, out: qp.baseAddress!),
+                            LinearOutput(weight: L.k.values, count: kvHeads * d, bias: L.kb?.values, out: kp.baseAddress!),
+                            LinearOutput(weight: L.v.values, count: kvHeads * d, bias: L.vb?.values, out: vp.baseAddress!),
+                        ])
+                    }
+                }
+            }
             rope.apply(&q, positions: past, count: n, rowStride: heads * d, heads: heads, headStride: d)
             rope.apply(&k, positions: past, count: n, rowStride: kvHeads * d, heads: kvHeads, headStride: d)
             cache.append(slot: i, keys: k, values: v, count: n)
@@ -97,8 +105,14 @@ final class LlamaModel: CausalLM, @unchecked Sendable {
             Math.linear(ctx, rows: n, inFeatures: heads * d, weight: L.o.values, outFeatures: h, bias: L.ob?.values, into: &o)
             Math.add(&x, o, count: n * h)
             Math.rmsNorm(x, rows: n, width: h, weight: L.postNorm.values, eps: eps, into: &xn)
-            Math.linear(xn, rows: n, inFeatures: h, weight: L.gate.values, outFeatures: inter, bias: L.gateb?.values, into: &g)
-            Math.linear(xn, rows: n, inFeatures: h, weight: L.up.values, outFeatures: inter, bias: L.upb?.values, into: &u)
+            g.withUnsafeMutableBufferPointer { gp in
+                u.withUnsafeMutableBufferPointer { up in
+                    Math.linears(xn, rows: n, inFeatures: h, [
+                        LinearOutput(weight: L.gate.values, count: inter, bias: L.gateb?.values, out: gp.baseAddress!),
+                        LinearOutput(weight: L.up.values, count: inter, bias: L.upb?.values, out: up.baseAddress!),
+                    ])
+                }
+            }
             Math.siluMul(&g, u, count: n * inter)
             Math.linear(g, rows: n, inFeatures: inter, weight: L.down.values, outFeatures: h, bias: L.downb?.values, into: &o)
             Math.add(&x, o, count: n * h)

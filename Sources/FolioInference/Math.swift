@@ -13,6 +13,14 @@ struct SendableMut: @unchecked Sendable {
     let p: UnsafeMutablePointer<Float>
 }
 
+/// One output of `Math.linears`: y[m, count] = x · weight^T (+ bias).
+struct LinearOutput: @unchecked Sendable {
+    let weight: UnsafePointer<Float>
+    let count: Int
+    let bias: UnsafePointer<Float>?
+    let out: UnsafeMutablePointer<Float>
+}
+
 /// Dense float32 kernels over row-major matrices; matrix products go to OpenBLAS.
 ///
 /// OpenBLAS runs single-threaded and Folio splits the work over the cores itself: OpenBLAS's
@@ -63,6 +71,38 @@ enum Math {
             } else {
                 cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(m), Int32(cols), Int32(k), 1, p.x, Int32(k), p.w + lo * k, Int32(k),
                             p.b == nil ? 0 : 1, p.y + lo, Int32(n))
+            }
+        }
+    }
+
+    /// One linear layer per output of `outputs`, all on the same input `x` [m, k] (q, k and v;
+    /// gate and up): a single dispatch whose work is the outputs' rows side by side, split
+    /// evenly over the cores, so that each core streams its share of every weight.
+    static func linears(_ x: UnsafePointer<Float>, rows m: Int, inFeatures k: Int, _ outputs: [LinearOutput]) {
+        if m >= 4 * cores || cores == 1 {
+            for o in outputs { linear(x, rows: m, inFeatures: k, weight: o.weight, outFeatures: o.count, bias: o.bias, into: o.out) }
+            return
+        }
+        _ = setUp
+        let total = outputs.reduce(0) { $0 + $1.count }
+        let starts = outputs.reduce(into: [0]) { $0.append($0.last! + $1.count) }
+        let xs = SendableMut(p: UnsafeMutablePointer(mutating: x))
+        DispatchQueue.concurrentPerform(iterations: cores) { b in
+            let lo = (total * b / cores) & ~15, hi = b == cores - 1 ? total : (total * (b + 1) / cores) & ~15
+            for (i, o) in outputs.enumerated() {
+                let a = max(lo, starts[i]) - starts[i], e = min(hi, starts[i + 1]) - starts[i]
+                guard e > a else { continue }
+                let n = o.count, cols = e - a
+                if let bias = o.bias {
+                    for r in 0..<m { (o.out + r * n + a).update(from: bias + a, count: cols) }
+                }
+                if m == 1 {
+                    cblas_sgemv(CblasRowMajor, CblasNoTrans, Int32(cols), Int32(k), 1, o.weight + a * k, Int32(k), xs.p, 1,
+                                o.bias == nil ? 0 : 1, o.out + a, 1)
+                } else {
+                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(m), Int32(cols), Int32(k), 1, xs.p, Int32(k), o.weight + a * k,
+                                Int32(k), o.bias == nil ? 0 : 1, o.out + a, Int32(n))
+                }
             }
         }
     }
