@@ -21,8 +21,11 @@ typedef double v8d __attribute__((vector_size(64), aligned(8)));
 #endif
 #ifdef FOLIO_NO_CLONES
 #  define CLONES
+#  define ROW_CLONES
 #else
 #  define CLONES __attribute__((target_clones("avx2", "default")))
+/* Row decoders also get an AVX-512 version: twice the values per instruction for lookups. */
+#  define ROW_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
 #endif
 
 /* Macros rather than functions: 32-byte vector arguments would change the baseline ABI. */
@@ -174,12 +177,13 @@ CLONES void folio_bf16_to_f32(const uint16_t *src, size_t n, float *dst) {
 
 #pragma clang fp contract(off)
 
-#define PREFETCH_AHEAD 6
-
-static inline void prefetch_record(const uint8_t *p, size_t size) {
-    const uint8_t *end = p + size;
-    for (const uint8_t *q = (const uint8_t *)((uintptr_t)p & ~(uintptr_t)63); q < end; q += 64) __builtin_prefetch(q, 0, 0);
-}
+/* Scattered rows are gathered in chunks: first one load per cache line of every record of
+   the chunk (independent loads that the core keeps in flight together; the misses of a
+   whole chunk overlap), then the chunk is decoded from L1/L2. Interleaving the loads with
+   the decoding measured 2x slower on this AMD EPYC (a missing load stalls retirement
+   behind a long decode loop), and prefetching 4 to 64 records ahead reached only half the
+   chunked speed. 32 records of 260 bytes are 8 KiB. */
+#define GATHER_CHUNK 32
 
 static inline float half_to_float(const uint8_t *p) {
     _Float16 h; memcpy(&h, p, 2); return (float)h;
@@ -187,14 +191,14 @@ static inline float half_to_float(const uint8_t *p) {
 
 #define STORE_OR_ADD(o, v) do { if (acc) (o) += (v); else (o) = (v); } while (0)
 
-CLONES static void row_int8(const uint8_t *rec, size_t width, float *o, int acc) {
+ROW_CLONES static void row_int8(const uint8_t *rec, size_t width, float *o, int acc) {
     float s; memcpy(&s, rec, 4);
     const int8_t *c = (const int8_t *)(rec + 4);
     if (acc) { for (size_t j = 0; j < width; j++) o[j] += s * (float)c[j]; }
     else     { for (size_t j = 0; j < width; j++) o[j] = s * (float)c[j]; }
 }
 
-CLONES static void row_int8_groups(const uint8_t *rec, size_t width, size_t group, float *o, int acc) {
+ROW_CLONES static void row_int8_groups(const uint8_t *rec, size_t width, size_t group, float *o, int acc) {
     size_t groups = width / group;
     const int8_t *c = (const int8_t *)(rec + 2 * groups);
     for (size_t g = 0; g < groups; g++) {
@@ -205,7 +209,7 @@ CLONES static void row_int8_groups(const uint8_t *rec, size_t width, size_t grou
     }
 }
 
-CLONES static void row_int4_groups(const uint8_t *rec, size_t width, size_t group, float *o, int acc) {
+ROW_CLONES static void row_int4_groups(const uint8_t *rec, size_t width, size_t group, float *o, int acc) {
     size_t groups = width / group;
     const uint8_t *packed = rec + 4 * groups;
     for (size_t g = 0; g < groups; g++) {
@@ -225,7 +229,7 @@ CLONES static void row_int4_groups(const uint8_t *rec, size_t width, size_t grou
     }
 }
 
-CLONES static void row_affine8_groups(const uint8_t *rec, size_t width, size_t group, float *o, int acc) {
+ROW_CLONES static void row_affine8_groups(const uint8_t *rec, size_t width, size_t group, float *o, int acc) {
     size_t groups = width / group;
     const uint8_t *c = rec + 4 * groups;
     for (size_t g = 0; g < groups; g++) {
@@ -236,7 +240,7 @@ CLONES static void row_affine8_groups(const uint8_t *rec, size_t width, size_t g
     }
 }
 
-CLONES static void row_plain(int kind, const uint8_t *rec, size_t width, float *o, int acc) {
+ROW_CLONES static void row_plain(int kind, const uint8_t *rec, size_t width, float *o, int acc) {
     for (size_t j = 0; j < width; j++) {
         float v;
         if (kind == FOLIO_ROW_F32) memcpy(&v, rec + 4 * j, 4);
@@ -246,53 +250,52 @@ CLONES static void row_plain(int kind, const uint8_t *rec, size_t width, float *
     }
 }
 
+static inline void decode_one(int kind, size_t group, const uint8_t *rec, size_t width, float *o, int acc) {
+    switch (kind) {
+    case FOLIO_ROW_INT8: row_int8(rec, width, o, acc); break;
+    case FOLIO_ROW_INT8_GROUPS: row_int8_groups(rec, width, group, o, acc); break;
+    case FOLIO_ROW_INT4_GROUPS: row_int4_groups(rec, width, group, o, acc); break;
+    case FOLIO_ROW_AFFINE8_GROUPS: row_affine8_groups(rec, width, group, o, acc); break;
+    default: row_plain(kind, rec, width, o, acc); break;
+    }
+}
+
+static inline uint32_t touch_record(const uint8_t *p, size_t size) {
+    const uint8_t *end = p + size;
+    uint32_t sum = *p;
+    for (const uint8_t *q = (const uint8_t *)(((uintptr_t)p + 64) & ~(uintptr_t)63); q < end; q += 64) sum += *q;
+    return sum;
+}
+
+/* Keeps the touching loads from being optimized away. */
+volatile uint32_t folio_touch_sink;
+
 void folio_gather_rows(int kind, size_t group, const uint8_t *base, const int64_t *offsets, size_t n,
                        size_t width, size_t record_size, float *out, size_t out_stride, int accumulate) {
-    for (size_t i = 0; i < n && i < PREFETCH_AHEAD; i++) prefetch_record(base + offsets[i], record_size);
-    for (size_t i = 0; i < n; i++) {
-        if (i + PREFETCH_AHEAD < n) prefetch_record(base + offsets[i + PREFETCH_AHEAD], record_size);
-        const uint8_t *rec = base + offsets[i];
-        float *o = out + i * out_stride;
-        switch (kind) {
-        case FOLIO_ROW_INT8: row_int8(rec, width, o, accumulate); break;
-        case FOLIO_ROW_INT8_GROUPS: row_int8_groups(rec, width, group, o, accumulate); break;
-        case FOLIO_ROW_INT4_GROUPS: row_int4_groups(rec, width, group, o, accumulate); break;
-        case FOLIO_ROW_AFFINE8_GROUPS: row_affine8_groups(rec, width, group, o, accumulate); break;
-        default: row_plain(kind, rec, width, o, accumulate); break;
-        }
+    uint32_t sink = 0;
+    for (size_t c = 0; c < n; c += GATHER_CHUNK) {
+        size_t e = c + GATHER_CHUNK < n ? c + GATHER_CHUNK : n;
+        for (size_t i = c; i < e; i++) sink += touch_record(base + offsets[i], record_size);
+        for (size_t i = c; i < e; i++) decode_one(kind, group, base + offsets[i], width, out + i * out_stride, accumulate);
     }
+    folio_touch_sink = sink;
 }
 
 void folio_gather_sum(int kind, size_t group, const uint8_t *base, const int64_t *offsets, size_t n, size_t tables,
                       size_t width, size_t record_size, float *out, size_t out_stride) {
     size_t total = n * tables;
-    for (size_t i = 0; i < total && i < PREFETCH_AHEAD; i++) prefetch_record(base + offsets[i], record_size);
-    for (size_t i = 0; i < n; i++) {
-        float *o = out + i * out_stride;
-        for (size_t k = 0; k < tables; k++) {
-            size_t at = i * tables + k;
-            if (at + PREFETCH_AHEAD < total) prefetch_record(base + offsets[at + PREFETCH_AHEAD], record_size);
-            const uint8_t *rec = base + offsets[at];
-            int acc = k > 0;
-            switch (kind) {
-            case FOLIO_ROW_INT8: row_int8(rec, width, o, acc); break;
-            case FOLIO_ROW_INT8_GROUPS: row_int8_groups(rec, width, group, o, acc); break;
-            case FOLIO_ROW_INT4_GROUPS: row_int4_groups(rec, width, group, o, acc); break;
-            case FOLIO_ROW_AFFINE8_GROUPS: row_affine8_groups(rec, width, group, o, acc); break;
-            default: row_plain(kind, rec, width, o, acc); break;
-            }
-        }
+    uint32_t sink = 0;
+    for (size_t c = 0; c < total; c += GATHER_CHUNK) {
+        size_t e = c + GATHER_CHUNK < total ? c + GATHER_CHUNK : total;
+        for (size_t at = c; at < e; at++) sink += touch_record(base + offsets[at], record_size);
+        for (size_t at = c; at < e; at++)
+            decode_one(kind, group, base + offsets[at], width, out + (at / tables) * out_stride, at % tables > 0);
     }
+    folio_touch_sink = sink;
 }
 
 uint64_t folio_touch_rows(const uint8_t *base, const int64_t *offsets, size_t n, size_t record_size) {
     uint64_t sum = 0;
-    for (size_t i = 0; i < n && i < PREFETCH_AHEAD; i++) prefetch_record(base + offsets[i], record_size);
-    for (size_t i = 0; i < n; i++) {
-        if (i + PREFETCH_AHEAD < n) prefetch_record(base + offsets[i + PREFETCH_AHEAD], record_size);
-        const uint8_t *p = base + offsets[i], *end = p + record_size;
-        sum += *p;
-        for (const uint8_t *q = (const uint8_t *)(((uintptr_t)p + 64) & ~(uintptr_t)63); q < end; q += 64) sum += *q;
-    }
+    for (size_t i = 0; i < n; i++) sum += touch_record(base + offsets[i], record_size);
     return sum;
 }

@@ -8,9 +8,11 @@ public final class FolioFile: Sendable {
     private let index: [String: Int]
 
     /// Opens and validates `path`. Costs the header and the chunk table, not the data.
-    public init(path: String) throws {
+    /// `resident`: read the whole file into private 2 MiB-page memory instead of mapping it
+    /// (see `MappedFile`): for lookup-heavy tables that fit in RAM.
+    public init(path: String, resident: Bool = false) throws {
         self.path = path
-        map = try MappedFile(path: path)
+        map = try MappedFile(path: path, resident: resident)
         header = try map.withBytes { b throws in try FolioHeader.parse(b, file: path) }
         var idx: [String: Int] = [:]
         for (i, t) in header.tensors.enumerated() { idx[t.name] = i }
@@ -94,8 +96,8 @@ public final class FolioFile: Sendable {
 
     /// The embedding-lookup kernel: decodes rows `rows` of `t` into `out + i * stride`, or
     /// adds them there when `accumulate` is true (summing the rows of several tables).
-    /// Every index is checked before any byte is read; records of rows a few places ahead
-    /// are prefetched so that scattered rows' cache misses overlap.
+    /// Every index is checked before any byte is read; the cache misses of scattered rows
+    /// overlap (see folio_gather_rows).
     public func gatherRows(_ t: TensorInfo, rows: UnsafeBufferPointer<Int64>, into out: UnsafeMutablePointer<Float>, stride: Int,
                            accumulate: Bool) throws {
         let count = t.rowCount

@@ -76,6 +76,8 @@ struct Bench: ParsableCommand {
         @Option(help: "Vocabulary size of the token stream.") var vocab: Int = LookupWorkload.paperVocabulary
         @Flag(help: "Only touch the cache lines of each row record (no decoding): the random-access ceiling.") var touchOnly = false
         @Flag(help: "Drop the file's pages from the page cache first (cold run).") var cold = false
+        @Flag(help: "Read the file into private memory backed by 2 MiB pages instead of mapping it (tables that fit in RAM).") var resident = false
+        @Flag(help: "Do not map the tables in before the run (measure first-touch page-table faults too).") var noPopulate = false
         @Option(help: "Ask the kernel to read the rows of the batch this many batches ahead (madvise WILLNEED); 0 = off.") var willneedAhead: Int = 0
         @Option(help: "Write the row ids used as an int64 .npy array [tokens, tables].") var idsOut: String?
         @Flag(help: "Print one JSON document.") var json = false
@@ -85,15 +87,20 @@ struct Bench: ParsableCommand {
             guard threads > 0, threads <= 256 else { throw ValidationError("--threads must be in 1...256") }
             guard batch > 0 else { throw ValidationError("--batch must be positive") }
             guard vocab > 0, vocab <= 1 << 31 else { throw ValidationError("--vocab must be in 1...2^31") }
+            guard !(resident && cold) else { throw ValidationError("--resident and --cold exclude each other") }
             guard willneedAhead >= 0 else { throw ValidationError("--willneed-ahead must not be negative") }
             if let zipf { guard zipf > 0, zipf.isFinite else { throw ValidationError("--zipf must be a positive number") } }
         }
 
         func run() throws {
             if cold { try FileSystem.dropCachedPages(file) }
-            let f = try FolioFile(path: file)
+            let f = try FolioFile(path: file, resident: resident)
             let bench = try LookupBench(file: f)
-            for t in bench.tables { f.advise(t, .random) }
+            for t in bench.tables {
+                f.advise(t, .random)
+                f.advise(t, .hugePages)
+                if !noPopulate && !cold { f.advise(t, .populate) }
+            }
             let hasher = try LookupWorkload.hasher(tableRows: bench.tables.map(\.rowCount), vocab: vocab)
             let stream = LookupWorkload.tokens(count: tokens, vocab: vocab, zipf: zipf, seed: seed)
             let ids = LookupWorkload.rowIDs(tokens: stream, hasher: hasher)

@@ -73,14 +73,34 @@ enum Sys {
         return p
     }
 
+    /// Anonymous private memory of `length` bytes starting on a 2 MiB boundary (so that
+    /// transparent huge pages can back it), asked to use huge pages. Returns the mapping
+    /// to unmap (start and length) and the aligned start.
+    static func mapAnonymousHuge(length: Int, path: String) throws(SystemError) -> (map: UnsafeMutableRawPointer, mapLength: Int, start: UnsafeMutableRawPointer) {
+        let huge = 2 << 20
+        let total = length + huge
+        let p = mmap(nil, total, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)
+        guard let p, p != MAP_FAILED else { throw SystemError(call: "mmap", path: path, errno: errno) }
+        let aligned = (Int(bitPattern: p) + huge - 1) & ~(huge - 1)
+        let start = UnsafeMutableRawPointer(bitPattern: aligned)!
+        _ = madvise(start, length, 14)  // MADV_HUGEPAGE
+        return (p, total, start)
+    }
+
+    static func protectReadOnly(_ p: UnsafeMutableRawPointer, length: Int) {
+        _ = mprotect(p, length, PROT_READ)
+    }
+
     static func unmap(_ p: UnsafeMutableRawPointer, length: Int) {
         _ = munmap(p, length)
     }
 
     enum Advice {
-        case normal, random, sequential, willNeed, dontNeed
+        case normal, random, sequential, willNeed, dontNeed, hugePages, populateRead
         var raw: Int32 {
             switch self {
+            case .hugePages: return 14  // MADV_HUGEPAGE
+            case .populateRead: return 22  // MADV_POPULATE_READ (Linux 5.14)
             case .normal: return MADV_NORMAL
             case .random: return MADV_RANDOM
             case .sequential: return MADV_SEQUENTIAL
@@ -90,9 +110,16 @@ enum Sys {
         }
     }
 
-    /// Advice is a hint: failures are ignored on purpose.
+    /// Advice is a hint: failures are ignored on purpose. Populating falls back to reading
+    /// one byte per page where the kernel lacks MADV_POPULATE_READ.
     static func advise(_ p: UnsafeMutableRawPointer, length: Int, _ advice: Advice) {
-        _ = madvise(p, length, advice.raw)
+        let rc = madvise(p, length, advice.raw)
+        if rc != 0, advice == .populateRead {
+            var sum: UInt8 = 0
+            var i = 0
+            while i < length { sum &+= p.load(fromByteOffset: i, as: UInt8.self); i += pageSize }
+            withExtendedLifetime(sum) {}
+        }
     }
 
     /// Reads exactly `count` bytes at `offset`, or throws (short file is EIO-like: reported as such).
