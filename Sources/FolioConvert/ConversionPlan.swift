@@ -53,8 +53,8 @@ public enum EmbeddingTables {
         let n = name.lowercased()
         if n.contains("norm") { return false }
         if suffixes.contains(where: { n.hasSuffix($0) }) { return true }
+        // The n-gram tables, not their post projections (linear layers beside them).
         if n.contains("ngram_embeddings.embedders.") && n.hasSuffix(".weight") { return true }
-        if n.contains("ngram") && n.contains("emb") { return true }
         return false
     }
 

@@ -52,7 +52,7 @@ struct Run: ParsableCommand {
         options.promptLogits = logits != nil
         let stream = !json && generator.tokenizer != nil
         let result = try generator.generate(prompt: ids, options: options, onText: stream ? { emitPart($0) } : nil)
-        if stream { emit("") }
+        if stream { emitPart("\n") }
         if let logits {
             try NumPyWriter.writeFloat32(result.promptLogits, shape: [ids.count, generator.vocabSize], to: logits)
         }
