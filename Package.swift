@@ -19,6 +19,16 @@ let package = Package(
             path: "Sources/CXXHash",
             providers: [.apt(["libxxhash-dev"])]
         ),
+        .systemLibrary(
+            name: "CLZ4",
+            path: "Sources/CLZ4",
+            providers: [.apt(["liblz4-dev"])]
+        ),
+        .systemLibrary(
+            name: "CZstd",
+            path: "Sources/CZstd",
+            providers: [.apt(["libzstd-dev"])]
+        ),
         .target(name: "CFolioKernels"),
         .systemLibrary(
             name: "COpenBLAS",
@@ -27,7 +37,7 @@ let package = Package(
         ),
         .target(
             name: "Folio",
-            dependencies: ["CXXHash", "CFolioKernels"]
+            dependencies: ["CXXHash", "CLZ4", "CZstd", "CFolioKernels"]
         ),
         .target(name: "FolioConvert", dependencies: ["Folio", .product(name: "ZIPFoundation", package: "ZIPFoundation")]),
         .target(name: "FolioInference", dependencies: ["Folio", "COpenBLAS"]),

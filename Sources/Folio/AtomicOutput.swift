@@ -100,6 +100,20 @@ public final class AtomicOutput {
         used = 0
     }
 
+    /// Rewrites bytes already written at `offset` (for a header that is known only after
+    /// the data, as in compressed files).
+    public func overwrite(at offset: Int, _ bytes: [UInt8]) throws {
+        precondition(offset >= 0 && offset + bytes.count <= position, "overwrite beyond the written bytes")
+        try flush()
+        let failure = bytes.withUnsafeBytes { b -> SystemError? in
+            do throws(SystemError) { try Sys.pwriteFully(fd, b.baseAddress!, count: b.count, offset: offset, path: tempPath); return nil } catch { return error }
+        }
+        if let failure {
+            abort()
+            throw FolioError.system(failure)
+        }
+    }
+
     /// Flushes, fsyncs, renames over the destination and fsyncs the directory.
     public func commit() throws {
         guard !done else { return }

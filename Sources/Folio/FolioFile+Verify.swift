@@ -20,9 +20,11 @@ public struct VerifyReport: Sendable {
     /// Quantized rows whose scale or minimum is NaN or infinite (checksums can be right for
     /// a file written that way).
     public var badScales: [String] = []
-    public var isIntact: Bool { tableDamage == nil && damagedChunks.isEmpty && badScales.isEmpty }
+    /// Damaged chunk indexes and chunks of compressed tensors (each naming tensor and chunk).
+    public var compressedDamage: [String] = []
+    public var isIntact: Bool { tableDamage == nil && damagedChunks.isEmpty && badScales.isEmpty && compressedDamage.isEmpty }
     /// One line per problem, for the user.
-    public var problems: [String] { (tableDamage.map { [$0] } ?? []) + damagedChunks.map(\.description) + badScales }
+    public var problems: [String] { (tableDamage.map { [$0] } ?? []) + damagedChunks.map(\.description) + compressedDamage + badScales }
 }
 
 extension FolioFile {
@@ -55,7 +57,8 @@ extension FolioFile {
             }
         }
         var report = VerifyReport(tableDamage: tableDamage, damagedChunks: damaged)
-        if tableDamage == nil { report.badScales = nonFiniteScales() }
+        report.compressedDamage = verifyCompressedTensors(decompress: true)
+        if tableDamage == nil { report.badScales = nonFiniteScales() + compressedNonFiniteScales() }
         return report
     }
 
@@ -65,7 +68,7 @@ extension FolioFile {
         var out: [String] = []
         map.withBytes { all in
             for t in header.tensors {
-                guard let p = t.paged, t.encoding.isQuantized, t.rowCount > 0 else { continue }
+                guard let p = t.paged, t.encoding.isQuantized, t.rowCount > 0, !t.isCompressed else { continue }
                 let width = t.rowWidth
                 let (fields, isF32): (Int, Bool)
                 switch t.encoding {
@@ -98,6 +101,11 @@ extension FolioFile {
     func culprits(_ range: Range<Int>) -> [String] {
         var out: [String] = []
         for t in header.tensors where t.nbytes > 0 {
+            if t.isCompressed {
+                let lo = max(range.lowerBound, t.offset), hi = min(range.upperBound, t.offset + t.storedBytes)
+                if lo < hi { out.append("tensor '\(t.name)' (compressed) stored bytes \(lo - t.offset)..<\(hi - t.offset)") }
+                continue
+            }
             let lo = max(range.lowerBound, t.offset), hi = min(range.upperBound, t.offset + t.nbytes)
             guard lo < hi else { continue }
             if let p = t.paged {

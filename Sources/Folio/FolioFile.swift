@@ -6,12 +6,17 @@ public final class FolioFile: Sendable {
     public let header: FolioHeader
     let map: MappedFile
     private let index: [String: Int]
+    /// Decompressed chunks of compressed tensors (Compression/FolioFile+Compressed.swift).
+    public let chunkCache: ChunkCache
+    let chunkIndexes = ChunkIndexStore()
 
     /// Opens and validates `path`. Costs the header and the chunk table, not the data.
     /// `resident`: read the whole file into private 2 MiB-page memory instead of mapping it
-    /// (see `MappedFile`): for lookup-heavy tables that fit in RAM.
-    public init(path: String, resident: Bool = false) throws {
+    /// (see `MappedFile`): for lookup-heavy tables that fit in RAM. `cacheBytes` bounds the
+    /// decompressed chunks of compressed tensors kept in memory.
+    public init(path: String, resident: Bool = false, cacheBytes: Int = FolioFile.defaultCacheBytes) throws {
         self.path = path
+        chunkCache = ChunkCache(capacity: cacheBytes)
         map = try MappedFile(path: path, resident: resident)
         header = try map.withBytes { b throws in try FolioHeader.parse(b, file: path) }
         var idx: [String: Int] = [:]
@@ -35,9 +40,13 @@ public final class FolioFile: Sendable {
     public func absoluteOffset(of t: TensorInfo) -> Int { header.dataOffset + t.offset }
 
     /// Calls `body` with a tensor's stored bytes (dense values, or the paged records with
-    /// their padding).
-    public func withBytes<R, E: Error>(of t: TensorInfo, _ body: (UnsafeRawBufferPointer) throws(E) -> R) throws(E) -> R {
-        try map.withBytes { (all: UnsafeRawBufferPointer) throws(E) -> R in
+    /// their padding), zero-copy. Throws for a compressed tensor, whose bytes exist only
+    /// chunk by chunk: read those with `withLogicalBytes`, `readRows` or `gatherRows`.
+    public func withBytes<R>(of t: TensorInfo, _ body: (UnsafeRawBufferPointer) throws -> R) throws -> R {
+        if let c = t.compression {
+            throw FolioError.invalidUse(file: path, reason: "tensor '\(t.name)' is stored compressed (\(c.codec.rawValue)) and has no contiguous bytes; read it by rows, or convert the file without --compress")
+        }
+        return try map.withBytes { (all: UnsafeRawBufferPointer) throws -> R in
             let start = header.dataOffset + t.offset
             return try body(UnsafeRawBufferPointer(rebasing: all[start..<(start + t.nbytes)]))
         }
@@ -49,7 +58,7 @@ public final class FolioFile: Sendable {
         guard t.paged == nil, let d = t.encoding.plainDType, d.size == MemoryLayout<T>.stride else {
             throw FolioError.invalidUse(file: path, reason: "tensor '\(t.name)' (\(t.encoding.name)\(t.paged != nil ? ", paged" : "")) cannot be viewed as \(T.self)")
         }
-        return try withBytes(of: t) { (raw: UnsafeRawBufferPointer) throws(E) -> R in
+        return try withBytes(of: t) { (raw: UnsafeRawBufferPointer) throws -> R in
             try body(raw.assumingMemoryBound(to: T.self))
         }
     }
@@ -76,6 +85,7 @@ public final class FolioFile: Sendable {
         guard out.count >= t.rowWidth else {
             throw FolioError.invalidUse(file: path, reason: "output buffer holds \(out.count) floats, row of '\(t.name)' has \(t.rowWidth)")
         }
+        if t.isCompressed { return try compressedDecodeRow(t, row, into: out.baseAddress!, accumulate: false) }
         map.withBytes { all in
             decodeRow(t, row, all: all, into: out.baseAddress!)
         }
@@ -108,6 +118,7 @@ public final class FolioFile: Sendable {
             throw FolioError.invalidUse(file: path, reason: "output stride \(stride) is narrower than a row of '\(t.name)' (\(t.rowWidth))")
         }
         guard !rows.isEmpty, t.rowWidth > 0 else { return }
+        if t.isCompressed { return try compressedGatherRows(t, rows: rows, into: out, stride: stride, accumulate: accumulate) }
         let width = t.rowWidth
         guard let (kind, group) = Self.kernelKind(t.encoding) else {
             // Other plain dtypes (f64, integers): one row at a time through the codec.
@@ -166,7 +177,7 @@ public final class FolioFile: Sendable {
         }
         let n = rows.count / t
         guard n > 0, first.rowWidth > 0 else { return }
-        guard let (kind, group) = Self.kernelKind(first.encoding) else {
+        guard let (kind, group) = Self.kernelKind(first.encoding), !tables.contains(where: \.isCompressed) else {
             for (k, table) in tables.enumerated() {
                 let mine = (0..<n).map { rows[$0 * t + k] }
                 try mine.withUnsafeBufferPointer { try gatherRows(table, rows: $0, into: out, stride: stride, accumulate: k > 0) }
@@ -196,6 +207,7 @@ public final class FolioFile: Sendable {
             }
         }
         guard !rows.isEmpty, first.rowWidth > 0 else { return 0 }
+        if tables.contains(where: \.isCompressed) { return try compressedTouchRows(tables, rows: rows) }
         let recordSize = tables.map { rowByteRange($0, 0).count }.max()!
         return withUnsafeTemporaryAllocation(of: Int64.self, capacity: rows.count) { offsets in
             for (i, r) in rows.enumerated() { offsets[i] = Int64(rowByteRange(tables[i % t], Int(r)).lowerBound) }
@@ -211,6 +223,7 @@ public final class FolioFile: Sendable {
             throw FolioError.rowOutOfRange(file: path, tensor: t.name, row: start + max(count, 0), rows: t.rowCount)
         }
         let width = t.rowWidth
+        if t.isCompressed { return try compressedReadRows(t, start: start, count: count, into: out) }
         map.withBytes { all in
             if t.paged == nil, let d = t.encoding.plainDType, width > 0 {
                 let begin = header.dataOffset + t.offset + start * width * d.size
@@ -249,12 +262,12 @@ public final class FolioFile: Sendable {
 
     /// Advises the kernel how a tensor will be read (`.random` for embedding lookups).
     public func advise(_ t: TensorInfo, _ advice: AccessAdvice) {
-        map.advise(advice, offset: header.dataOffset + t.offset, length: t.nbytes)
+        map.advise(advice, offset: header.dataOffset + t.offset, length: t.storedBytes)
     }
 
     /// Asks the kernel to start reading the pages of rows that are about to be looked up.
     public func willNeed(_ t: TensorInfo, rows: some Sequence<Int>) {
-        for r in rows where r >= 0 && r < t.rowCount {
+        for r in rows where r >= 0 && r < t.rowCount && !t.isCompressed {
             let range = rowByteRange(t, r)
             map.advise(.willNeed, offset: range.lowerBound, length: range.count)
         }
@@ -262,13 +275,13 @@ public final class FolioFile: Sendable {
 
     /// Lets the kernel drop this process's pages of a tensor (after streaming over it).
     public func release(_ t: TensorInfo) {
-        map.advise(.dontNeed, offset: header.dataOffset + t.offset, length: t.nbytes)
+        map.advise(.dontNeed, offset: header.dataOffset + t.offset, length: t.storedBytes)
     }
 
     /// Lets the kernel drop this process's pages of rows `start..<start+count` (after
     /// streaming over them).
     public func releaseRows(_ t: TensorInfo, start: Int, count: Int) {
-        guard count > 0, start >= 0, start + count <= t.rowCount else { return }
+        guard count > 0, start >= 0, start + count <= t.rowCount, !t.isCompressed else { return }
         let lo = rowByteRange(t, start).lowerBound, hi = rowByteRange(t, start + count - 1).upperBound
         map.advise(.dontNeed, offset: lo, length: hi - lo)
     }

@@ -5,6 +5,8 @@ public enum FolioFormat {
     /// Last 8 bytes of every Folio file.
     public static let endMagic: [UInt8] = Array("FOLIOEND".utf8)
     public static let version: UInt32 = 1
+    /// The version of files that hold compressed tensors (section 15 of the spec).
+    public static let compressedVersion: UInt32 = 2
     /// magic (8) + version (4) + flags (4) + header length (8) + header hash (8).
     public static let preambleSize = 32
     /// Hash of the chunk-hash table (8) + end magic (8).
@@ -94,6 +96,9 @@ public struct TensorInfo: Sendable, Hashable {
     public let paged: PagedLayout?
     /// The dtype the values had before quantization or casting, when recorded.
     public let sourceDType: DType?
+    /// Set when the tensor is stored compressed (format version 2); `offset` then locates
+    /// the stored chunks and `nbytes` stays the logical size of the layout.
+    public var compression: TensorCompression? = nil
 
     /// Values per row: the last dimension (1 for a 0-d tensor).
     public var rowWidth: Int { shape.last ?? 1 }

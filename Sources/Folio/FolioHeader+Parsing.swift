@@ -18,8 +18,8 @@ extension FolioHeader {
             throw malformed("truncated: \(size) bytes, shorter than the \(FolioFormat.preambleSize)-byte preamble")
         }
         let version = bytes.loadUnaligned(fromByteOffset: 8, as: UInt32.self).littleEndian
-        guard version == FolioFormat.version else {
-            throw malformed("unsupported format version \(version) (this reader knows version \(FolioFormat.version))")
+        guard version == FolioFormat.version || version == FolioFormat.compressedVersion else {
+            throw malformed("unsupported format version \(version) (this reader knows versions \(FolioFormat.version) and \(FolioFormat.compressedVersion))")
         }
         let flags = bytes.loadUnaligned(fromByteOffset: 12, as: UInt32.self).littleEndian
         guard flags == 0 else { throw malformed("unknown flags 0x\(String(flags, radix: 16)) in the preamble") }
@@ -41,7 +41,7 @@ extension FolioHeader {
         do { json = try JSONParser.parse(headerBytes) } catch {
             throw malformed("header is not valid JSON: \(error)")
         }
-        var h = try HeaderFields(json: json, file: file)
+        var h = try HeaderFields(json: json, file: file, version: version)
         // The JSON is padded with spaces so that data starts on a page boundary.
         guard headerEnd % h.pageSize == 0 else {
             throw FolioError.badHeader(file: file, field: "page_size", reason: "data would start at byte \(headerEnd), not a multiple of the page size \(h.pageSize)")
@@ -77,6 +77,8 @@ func hex(_ v: UInt64) -> String {
 /// The header's JSON fields, checked one by one.
 struct HeaderFields {
     let file: String
+    /// Compression fields (section 15) are only known in version 2.
+    var version: UInt32 = FolioFormat.version
     var pageSize = 0
     var chunkSize = 0
     var dataSize = 0
@@ -85,8 +87,9 @@ struct HeaderFields {
     var tensors: [TensorInfo] = []
     var files: [EmbeddedFile] = []
 
-    init(json: JSONValue, file: String) throws {
+    init(json: JSONValue, file: String, version: UInt32 = FolioFormat.version) throws {
         self.file = file
+        self.version = version
         guard let members = json.objectValue else {
             throw FolioError.malformed(file: file, reason: "header is not a JSON object")
         }
@@ -180,7 +183,8 @@ struct HeaderFields {
         let field = "tensors[\(i)]"
         guard let members = entry.objectValue else { throw FolioError.badHeader(file: file, field: field, reason: "expected an object") }
         let name = try nameField(entry, field: field)
-        let known: Set<String> = ["name", "dtype", "shape", "offset", "nbytes", "layout", "row_stride", "rows_per_page", "source_dtype"]
+        var known: Set<String> = ["name", "dtype", "shape", "offset", "nbytes", "layout", "row_stride", "rows_per_page", "source_dtype"]
+        if version >= FolioFormat.compressedVersion { known.formUnion(TensorCompression.headerKeys) }
         for (k, _) in members where !known.contains(k) {
             throw FolioError.badTensor(file: file, tensor: name, reason: "unknown field '\(k)'")
         }
@@ -240,21 +244,23 @@ struct HeaderFields {
             guard let expected = layout.byteCount(rows: rows), expected == nbytes else {
                 throw bad("nbytes is \(nbytes), expected \(layout.byteCount(rows: rows).map(String.init) ?? "overflow") for \(rows) rows in pages of \(pageSize) bytes")
             }
-            guard offset % pageSize == 0 else {
+            guard offset % pageSize == 0 || (entry["codec"] != nil && offset % FolioFormat.denseAlignment == 0) else {
                 throw bad("offset \(offset) of a paged table is not a multiple of the page size \(pageSize)")
             }
             paged = layout
         default:
             throw bad("unknown layout \(entry["layout"]!.serialized()) (expected \"dense\" or \"paged\")")
         }
-        return TensorInfo(name: name, encoding: encoding, shape: shape, offset: offset, nbytes: nbytes, paged: paged, sourceDType: source)
+        var info = TensorInfo(name: name, encoding: encoding, shape: shape, offset: offset, nbytes: nbytes, paged: paged, sourceDType: source)
+        info.compression = try TensorCompression.parse(entry, tensor: info, file: file)
+        return info
     }
 
     /// Every tensor and embedded file inside the data region, none overlapping.
     func validateLayout() throws {
         var spans: [(start: Int, end: Int, what: String)] = []
         for t in tensors {
-            let (end, o) = t.offset.addingReportingOverflow(t.nbytes)
+            let (end, o) = t.offset.addingReportingOverflow(t.storedBytes)
             guard !o, end <= dataSize else {
                 throw FolioError.badTensor(file: file, tensor: t.name, reason: "bytes \(t.offset)..<\(o ? "overflow" : String(end)) lie outside the data region of \(dataSize) bytes")
             }

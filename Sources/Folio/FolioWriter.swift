@@ -187,6 +187,7 @@ public final class FolioWriter {
                 m += [("layout", .string("paged")), ("row_stride", .int(p.rowStride)), ("rows_per_page", .int(p.rowsPerPage))]
             }
             if let s = t.sourceDType { m.append(("source_dtype", .string(s.rawValue))) }
+            if let c = t.compression { m += c.headerMembers }
             return .object(m)
         })))
         if !files.isEmpty {

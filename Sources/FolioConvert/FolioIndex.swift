@@ -149,7 +149,7 @@ struct ConcatRowsStorage: TensorStorage {
         for p in parts {
             let r = max(range.lowerBound, offset)..<min(range.upperBound, offset + p.tensor.nbytes)
             if !r.isEmpty {
-                try p.file.withBytes(of: p.tensor) { all in try body(UnsafeRawBufferPointer(rebasing: all[(r.lowerBound - offset)..<(r.upperBound - offset)])) }
+                try p.file.withLogicalBytes(of: p.tensor, range: (r.lowerBound - offset)..<(r.upperBound - offset)) { try body($0) }
             }
             offset += p.tensor.nbytes
         }

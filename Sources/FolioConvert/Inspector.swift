@@ -54,6 +54,11 @@ public enum Inspector {
                 ]
                 if let p = t.paged { m += [("row_stride", .int(p.rowStride)), ("rows_per_page", .int(p.rowsPerPage))] }
                 if let s = t.sourceDType { m.append(("source_dtype", .string(s.rawValue))) }
+                if let c = t.compression {
+                    // Only compressed tensors carry these, so version 1 documents are unchanged.
+                    m += [("stored_nbytes", .int(c.storedBytes)), ("codec", .string(c.codec.rawValue)), ("planes", .bool(c.planes)),
+                          ("chunk_bytes", .int(c.chunkBytes)), ("chunks", .int(c.chunkCount(nbytes: t.nbytes)))]
+                }
                 tensors.append(.object(m))
             }
             members.append(("files", .array(f.header.files.map {

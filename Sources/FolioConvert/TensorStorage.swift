@@ -142,14 +142,14 @@ struct FolioStorage: TensorStorage {
         var at = 0
         repeat {
             let n = min(piece, tensor.nbytes - at)
-            try file.withBytes(of: tensor) { all in try body(UnsafeRawBufferPointer(rebasing: all[at..<(at + n)])) }
-            file.releaseBytes(offset: tensor.offset + at, length: n)
+            try file.withLogicalBytes(of: tensor, range: at..<(at + n)) { try body($0) }
+            if !tensor.isCompressed { file.releaseBytes(offset: tensor.offset + at, length: n) }
             at += n
         } while at < tensor.nbytes
     }
 
     func withDenseBytes(range: Range<Int>, _ body: (UnsafeRawBufferPointer) throws -> Void) throws {
-        try file.withBytes(of: tensor) { all in try body(UnsafeRawBufferPointer(rebasing: all[range])) }
+        try file.withLogicalBytes(of: tensor, range: range) { try body($0) }
     }
 
     func readRows(start: Int, count: Int, width: Int, encoding: Encoding, into out: UnsafeMutablePointer<Float>) throws {
@@ -159,10 +159,9 @@ struct FolioStorage: TensorStorage {
 
     func copyRecords(start: Int, count: Int, into out: UnsafeMutableRawPointer) throws {
         guard let p = tensor.paged else { return }
-        file.withBytes(of: tensor) { all in
-            for i in 0..<count {
-                (out + i * p.recordSize).copyMemory(from: all.baseAddress! + p.rowOffset(start + i), byteCount: p.recordSize)
-            }
+        for i in 0..<count {
+            let at = p.rowOffset(start + i)
+            try file.withLogicalBytes(of: tensor, range: at..<(at + p.recordSize)) { (out + i * p.recordSize).copyMemory(from: $0.baseAddress!, byteCount: p.recordSize) }
         }
     }
 

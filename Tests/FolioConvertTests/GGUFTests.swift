@@ -23,14 +23,14 @@ func fixture(_ rel: String) -> String {
             if e.name == "plain.bf16" {
                 // Kept as BF16 (bit-exact); gguf-py widens it to F32 when dequantizing.
                 #expect(g.dtype == .bf16)
-                let bits = got.withBytes(of: g) { Array($0.assumingMemoryBound(to: UInt16.self)) }
-                let wide = expected.withBytes(of: e) { Array($0.assumingMemoryBound(to: UInt32.self)) }
+                let bits = try got.withBytes(of: g) { Array($0.assumingMemoryBound(to: UInt16.self)) }
+                let wide = try expected.withBytes(of: e) { Array($0.assumingMemoryBound(to: UInt32.self)) }
                 #expect(bits.map { UInt32($0) << 16 } == wide)
                 continue
             }
             #expect(g.dtype == e.dtype, "\(e.name)")
             #expect(g.shape == e.shape, "\(e.name)")
-            let same = got.withBytes(of: g) { Array($0) } == expected.withBytes(of: e) { Array($0) }
+            let same = try got.withBytes(of: g) { Array($0) } == expected.withBytes(of: e) { Array($0) }
             #expect(same, "\(e.name) differs from gguf-py")
         }
     }
@@ -56,7 +56,7 @@ func fixture(_ rel: String) -> String {
             let t = try f.requireTensor(e.name)
             var out = [Float](repeating: 0, count: t.elementCount)
             try out.withUnsafeMutableBufferPointer { try f.readRows(t, start: 0, count: t.rowCount, into: $0.baseAddress!) }
-            let same = out.withUnsafeBytes { Array($0) } == expected.withBytes(of: e) { Array($0) }
+            let same = try out.withUnsafeBytes { Array($0) } == expected.withBytes(of: e) { Array($0) }
             #expect(same, "\(e.name)")
         }
         // Q4_0 and Q4_1 map onto int4/g32.
@@ -71,10 +71,10 @@ func fixture(_ rel: String) -> String {
             let e = try #require(all.header.entries.first { $0.name == name })
             // Numerically equal; for Q4_0 a zero may differ in sign: ggml computes d * (q - 8),
             // which is -0.0 when d < 0 and q = 8, while int4's d * q + (-8 d) gives +0.0.
-            let reference = all.withBytes(of: e) { Array($0.assumingMemoryBound(to: Float.self)) }
+            let reference = try all.withBytes(of: e) { Array($0.assumingMemoryBound(to: Float.self)) }
             #expect(out == reference, "\(name)")
             if name != "quant.Q4_0" {
-                let same = out.withUnsafeBytes { Array($0) } == all.withBytes(of: e) { Array($0) }
+                let same = try out.withUnsafeBytes { Array($0) } == all.withBytes(of: e) { Array($0) }
                 #expect(same, "\(name) is not bit-identical")
             }
         }

@@ -157,7 +157,7 @@ func sampleFile(in dir: TempDir, pageSize: Int = 4096, chunkSize: Int = 4096) th
             try w.finish()
             let f = try FolioFile(path: p)
             for (t, b) in zip(f.tensors, payloads) {
-                #expect(f.withBytes(of: t) { Array($0) } == b)
+                #expect(try f.withBytes(of: t) { Array($0) } == b)
             }
             #expect(f.verify().isIntact)
         }

@@ -21,6 +21,11 @@ struct Convert: ParsableCommand {
     @Option(help: "Page size of the paged layout in bytes (power of two, 4096 to 64 MiB).") var pageSize: Int = 4096
     @Flag(help: "In safetensors output, keep quantized tensors as U8 row records described in __metadata__ (folio.quantized.NAME) instead of dequantizing them to float32.") var keepQuantized = false
     @Option(help: "Split the output into shards of about this size in tensor bytes (e.g. 5GB, 500MB, 2GiB; headers and alignment come on top): NAME-0000k-of-0000n files and an index (NAME.folio.index.json or NAME.safetensors.index.json). A paged table larger than a shard is split by rows.") var maxShardSize: String?
+    @Option(help: "Store tensors compressed (Folio format version 2): lz4, zstd, lz4:LEVEL (1-12) or zstd:LEVEL (1-22), in independently compressed chunks. Without it a .folio destination gets the plain, mmap-ready layout (so converting a compressed file unpacks it).") var compress: String?
+    @Flag(help: "With --compress: split 16- and 32-bit floats into byte planes before compressing.") var bytePlanes = false
+    @Option(help: "With --compress: target bytes per chunk, rounded down to whole rows or pages.") var chunkBytes: Int = CompressionOptions.defaultChunkBytes
+    @Option(help: "With --compress: keep a chunk raw unless compression saves at least this many percent of it.") var minSaving: Double = 100 * CompressionOptions.defaultMinSaving
+    @Option(help: "With --compress: threads compressing chunks.") var threads: Int = 2
     @Flag(help: "Print a JSON summary.") var json = false
 
     func validate() throws {
@@ -29,6 +34,17 @@ struct Convert: ParsableCommand {
         }
         guard dst.hasSuffix(".folio") || dst.hasSuffix(".safetensors") else {
             throw ValidationError("DST '\(dst)' must end in .folio or .safetensors")
+        }
+        if let c = compress {
+            guard CompressionOptions.parse(c) != nil else {
+                throw ValidationError("--compress '\(c)' must be lz4, zstd, lz4:LEVEL (1-12) or zstd:LEVEL (1-22)")
+            }
+            guard dst.hasSuffix(".folio") else { throw ValidationError("--compress needs a .folio destination") }
+            guard chunkBytes >= 1, chunkBytes <= TensorCompression.maxChunkBytes else {
+                throw ValidationError("--chunk-bytes \(chunkBytes) must be in 1...\(TensorCompression.maxChunkBytes)")
+            }
+            guard minSaving >= 0, minSaving < 100 else { throw ValidationError("--min-saving \(minSaving) must be in 0..<100") }
+            guard threads >= 1, threads <= 256 else { throw ValidationError("--threads \(threads) must be in 1...256") }
         }
     }
 
@@ -43,7 +59,16 @@ struct Convert: ParsableCommand {
         let progress = Progress("converting")
         let converter = Converter(options: options, progress: { progress.update($0, $1) })
         let start = FileSystem.monotonicSeconds()
-        let reports = try converter.convert(from: src, to: dst)
+        var reports: [TensorReport]
+        if let c = compress, var co = CompressionOptions.parse(c) {
+            co.planes = bytePlanes
+            co.chunkBytes = chunkBytes
+            co.minSaving = minSaving / 100
+            co.threads = threads
+            reports = try converter.convert(from: src, to: dst, compression: co).tensors
+        } else {
+            reports = try converter.convert(from: src, to: dst)
+        }
         let seconds = FileSystem.monotonicSeconds() - start
         let bytesIn = reports.reduce(0) { $0 + $1.bytesIn }, bytesOut = reports.reduce(0) { $0 + $1.bytesOut }
         if json {

@@ -33,6 +33,10 @@ struct Inspect: ParsableCommand {
             var line = "  \(t["name"]?.stringValue ?? "")  \(t["dtype"]?.stringValue ?? "")  [\(shape)]"
             if let o = t["offset"]?.intValue { line += "  offset \(o)" }
             line += "  \(t["nbytes"]?.intValue ?? 0) bytes"
+            if let c = t["codec"]?.stringValue, let stored = t["stored_nbytes"]?.intValue {
+                let ratio = Double(stored) / Double(max(1, t["nbytes"]?.intValue ?? 1))
+                line += "  stored \(stored) bytes (\(c)\(t["planes"]?.boolValue == true ? ", byte planes" : ""), \(t["chunks"]?.intValue ?? 0) chunks, \(fmt(100 * ratio, 1))%)"
+            }
             if let s = t["shard"]?.stringValue { line += "  in \(s)" }
             if let rs = t["row_stride"]?.intValue, let rpp = t["rows_per_page"]?.intValue { line += "  paged: stride \(rs), \(rpp) rows/page" }
             if let s = t["stats"] {

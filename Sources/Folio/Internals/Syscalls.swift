@@ -148,6 +148,19 @@ enum Sys {
         }
     }
 
+    /// Writes all of `count` bytes at `offset` without moving the file position.
+    static func pwriteFully(_ fd: Int32, _ buffer: UnsafeRawPointer, count: Int, offset: Int, path: String) throws(SystemError) {
+        var done = 0
+        while done < count {
+            let n = Glibc.pwrite(fd, buffer + done, count - done, off_t(offset + done))
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw SystemError(call: "pwrite", path: path, errno: errno)
+            }
+            done += n
+        }
+    }
+
     static func fsync(_ fd: Int32, path: String) throws(SystemError) {
         if retryEINTR({ Glibc.fsync(fd) }) != 0 { throw SystemError(call: "fsync", path: path, errno: errno) }
     }
