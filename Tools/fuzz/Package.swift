@@ -3,7 +3,7 @@
 //   bash Tools/fuzz/run.sh [SECONDS_PER_TARGET]
 import PackageDescription
 
-let targets = ["FuzzFolioHeader", "FuzzSafetensors", "FuzzGGUF", "FuzzPickle", "FuzzNumPy", "FuzzZip", "FuzzTokenizer"]
+let targets = ["FuzzFolioHeader", "FuzzSafetensors", "FuzzGGUF", "FuzzPickle", "FuzzNumPy", "FuzzZip", "FuzzTokenizer", "FuzzCompressed"]
 
 let package = Package(
     name: "FolioFuzz",

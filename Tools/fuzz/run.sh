@@ -11,7 +11,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 seconds=${1:-600}
 shift || true
-all=(FuzzFolioHeader FuzzSafetensors FuzzGGUF FuzzPickle FuzzNumPy FuzzZip FuzzTokenizer)
+all=(FuzzFolioHeader FuzzSafetensors FuzzGGUF FuzzPickle FuzzNumPy FuzzZip FuzzTokenizer FuzzCompressed)
 targets=("${@:-${all[@]}}")
 [ ${#targets[@]} -gt 0 ] || targets=("${all[@]}")
 python3 Tools/fuzz/seed.py

@@ -22,6 +22,7 @@ def put(target, name, data):
 def main():
     for p in glob.glob("Formats/golden/*.folio") + glob.glob("Formats/corrupt/*.folio"):
         put("FuzzFolioHeader", os.path.basename(p), open(p, "rb").read())
+        put("FuzzCompressed", os.path.basename(p), open(p, "rb").read())
     for p in glob.glob("Tests/Fixtures/**/*.safetensors", recursive=True):
         data = open(p, "rb").read()
         put("FuzzSafetensors", os.path.basename(p), data[:65536])

@@ -232,3 +232,15 @@ extension FolioFile {
         return out
     }
 }
+
+extension FolioFile {
+    /// Decompresses (and checks) chunk `i` of a compressed tensor without the cache and
+    /// returns its logical size: for throughput measurements and tools.
+    public func decompressChunkUncached(_ t: TensorInfo, _ i: Int) throws -> Int {
+        let index = try chunkIndex(t)
+        guard i >= 0, i < index.entries.count else {
+            throw FolioError.invalidUse(file: path, reason: "tensor '\(t.name)' has \(index.entries.count) chunks, not \(i + 1)")
+        }
+        return try decompressChunk(t, i, index.entries[i]).count
+    }
+}
