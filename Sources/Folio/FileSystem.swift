@@ -58,6 +58,9 @@ public enum FileSystem {
     /// Seconds from an arbitrary fixed point, for timing.
     public static func monotonicSeconds() -> Double { Sys.monotonicSeconds() }
 
+    /// Bytes of physical memory of the machine.
+    public static var physicalMemoryBytes: Int { Sys.physicalMemoryBytes }
+
     /// Page faults and peak resident set of this process so far.
     public static func resourceUsage() -> (minorFaults: Int, majorFaults: Int, peakRSSBytes: Int) { Sys.resourceUsage() }
 

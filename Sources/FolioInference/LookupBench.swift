@@ -70,6 +70,9 @@ public struct LookupBench: Sendable {
         public var majorFaults: Int
         public var peakRSSBytes: Int
         public var checksum: Double
+        /// Row-cache hits and misses (zero without a cache).
+        public var cacheHits = 0
+        public var cacheMisses = 0
 
         public func percentile(_ p: Double) -> Double {
             guard !batchSeconds.isEmpty else { return 0 }
@@ -100,7 +103,14 @@ public struct LookupBench: Sendable {
     /// Looks up `ids` ([tokens, tables]) in batches of `batch` tokens with `threads` threads
     /// splitting each batch. `willNeedAhead` > 0: before each batch, ask the kernel to read
     /// the pages of the batch that many batches ahead (madvise WILLNEED).
-    public func run(ids: [Int64], batch: Int, threads: Int, mode: Mode = .decode, willNeedAhead: Int = 0) throws -> Result {
+    /// `cacheRows` > 0: a hot-row cache of that many dequantized rows (split over the threads).
+    /// `readers` > 0: read the records with pread from that many threads (`RecordReader`)
+    /// instead of through the mapping.
+    public func run(ids: [Int64], batch: Int, threads: Int, mode: Mode = .decode, willNeedAhead: Int = 0, cacheRows: Int = 0,
+                    readers: Int = 0) throws -> Result {
+        let reader = readers > 0 ? try RecordReader(file: file) : nil
+        let parts = max(1, threads)
+        let caches = CacheBox(cacheRows > 0 && mode == .decode ? (0..<parts).map { _ in RowCache(capacity: cacheRows / parts, width: width) } : [])
         let t = tables.count, w = width
         let n = ids.count / t
         let before = FileSystem.resourceUsage()
@@ -123,7 +133,14 @@ public struct LookupBench: Sendable {
                     }
                 }
                 let t0 = FileSystem.monotonicSeconds()
-                let sum = try lookup(idb, from: b, count: count, threads: threads, mode: mode, out: &out)
+                let sum: UInt64
+                if let reader {
+                    let mine = UnsafeBufferPointer(rebasing: idb[(b * tables.count)..<((b + count) * tables.count)])
+                    try out.withUnsafeMutableBufferPointer { try reader.gatherSum(tables, rows: mine, into: $0.baseAddress!, stride: width, readers: readers) }
+                    sum = 0
+                } else {
+                    sum = try lookup(idb, from: b, count: count, threads: threads, mode: mode, caches: caches, out: &out)
+                }
                 let t1 = FileSystem.monotonicSeconds()
                 times.append(t1 - t0)
                 if mode == .decode {
@@ -141,12 +158,14 @@ public struct LookupBench: Sendable {
         let perToken = recordBytes.reduce(0, +)
         return Result(tokens: n, rows: n * t, seconds: seconds, batchSeconds: times, bytes: n * perToken,
                       minorFaults: after.minorFaults - before.minorFaults, majorFaults: after.majorFaults - before.majorFaults,
-                      peakRSSBytes: after.peakRSSBytes, checksum: mode == .decode ? checksum : Double(touched))
+                      peakRSSBytes: after.peakRSSBytes, checksum: mode == .decode ? checksum : Double(touched),
+                      cacheHits: caches.caches.reduce(0) { $0 + $1.hits }, cacheMisses: caches.caches.reduce(0) { $0 + $1.misses })
     }
 
     /// One batch: tokens [from, from+count), each thread a contiguous part of them, every
     /// table accumulated into the thread's output rows.
-    private func lookup(_ ids: UnsafeBufferPointer<Int64>, from: Int, count: Int, threads: Int, mode: Mode, out: inout [Float]) throws -> UInt64 {
+    private func lookup(_ ids: UnsafeBufferPointer<Int64>, from: Int, count: Int, threads: Int, mode: Mode, caches: CacheBox,
+                        out: inout [Float]) throws -> UInt64 {
         let t = tables.count, w = width
         let parts = max(1, min(threads, count))
         let shared = LookupShared(ids: ids, out: out.withUnsafeMutableBufferPointer { $0.baseAddress! })
@@ -157,7 +176,9 @@ public struct LookupBench: Sendable {
             guard hi > lo else { return }
             let mine = UnsafeBufferPointer(rebasing: shared.ids[((from + lo) * t)..<((from + hi) * t)])
             do {
-                if mode == .decode {
+                if mode == .decode, !caches.caches.isEmpty {
+                    try cachedLookup(mine, tokens: hi - lo, cache: caches.caches[p], into: shared.out + lo * w)
+                } else if mode == .decode {
                     try file.gatherSum(tables, rows: mine, into: shared.out + lo * w, stride: w)
                 } else {
                     sums.add(p, try file.touchRows(tables, rows: mine))
@@ -168,6 +189,48 @@ public struct LookupBench: Sendable {
         if let e = errors.error { throw e }
         return sums.total
     }
+}
+
+extension LookupBench {
+    /// Lookups through a hot-row cache: hits are added from the cache; misses are gathered
+    /// per table with the lookup kernel, added, and inserted.
+    func cachedLookup(_ ids: UnsafeBufferPointer<Int64>, tokens n: Int, cache: RowCache, into out: UnsafeMutablePointer<Float>) throws {
+        let t = tables.count, w = width
+        out.update(repeating: 0, count: n * w)
+        // Misses grouped by table: token index and row, in flat buffers of n per table.
+        let missToken = UnsafeMutablePointer<Int>.allocate(capacity: n * t)
+        let missRow = UnsafeMutablePointer<Int64>.allocate(capacity: n * t)
+        let tmp = UnsafeMutablePointer<Float>.allocate(capacity: max(1, n * w))
+        defer { missToken.deallocate(); missRow.deallocate(); tmp.deallocate() }
+        var missCount = [Int](repeating: 0, count: t)
+        for i in 0..<n {
+            for k in 0..<t {
+                let r = ids[i * t + k]
+                if !cache.addIfPresent(RowCache.key(table: k, row: r), into: out + i * w) {
+                    let m = missCount[k]
+                    missToken[k * n + m] = i
+                    missRow[k * n + m] = r
+                    missCount[k] = m + 1
+                }
+            }
+        }
+        for k in 0..<t where missCount[k] > 0 {
+            let m = missCount[k]
+            try file.gatherRows(tables[k], rows: UnsafeBufferPointer(start: missRow + k * n, count: m), into: tmp, stride: w, accumulate: false)
+            for j in 0..<m {
+                let row = tmp + j * w
+                let o = out + missToken[k * n + j] * w
+                for v in 0..<w { o[v] += row[v] }
+                cache.insert(RowCache.key(table: k, row: missRow[k * n + j]), row)
+            }
+        }
+    }
+}
+
+/// One hot-row cache per worker.
+final class CacheBox: @unchecked Sendable {
+    let caches: [RowCache]
+    init(_ c: [RowCache]) { caches = c }
 }
 
 private struct LookupShared: @unchecked Sendable {

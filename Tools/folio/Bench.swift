@@ -80,6 +80,8 @@ struct Bench: ParsableCommand {
         @Flag(help: "Do not map the tables in before the run (measure first-touch page-table faults too).") var noPopulate = false
         @Option(help: "Ask the kernel to read the rows of the batch this many batches ahead (madvise WILLNEED); 0 = off.") var willneedAhead: Int = 0
         @Option(help: "Write the row ids used as an int64 .npy array [tokens, tables].") var idsOut: String?
+        @Option(help: "Rows of a hot-row cache of dequantized rows (0: none).") var cacheRows: Int = 0
+        @Option(help: "Read the row records with pread from this many threads instead of through the mapping (0: mapping).") var readers: Int = 0
         @Flag(help: "Print one JSON document.") var json = false
 
         func validate() throws {
@@ -88,6 +90,9 @@ struct Bench: ParsableCommand {
             guard batch > 0 else { throw ValidationError("--batch must be positive") }
             guard vocab > 0, vocab <= 1 << 31 else { throw ValidationError("--vocab must be in 1...2^31") }
             guard !(resident && cold) else { throw ValidationError("--resident and --cold exclude each other") }
+            guard readers >= 0, readers <= 256 else { throw ValidationError("--readers must be in 0...256") }
+            guard readers == 0 || (cacheRows == 0 && !touchOnly) else { throw ValidationError("--readers works without --cache-rows and --touch-only") }
+            guard cacheRows >= 0, cacheRows <= 1 << 30 else { throw ValidationError("--cache-rows must be in 0...2^30") }
             guard willneedAhead >= 0 else { throw ValidationError("--willneed-ahead must not be negative") }
             if let zipf { guard zipf > 0, zipf.isFinite else { throw ValidationError("--zipf must be a positive number") } }
         }
@@ -96,16 +101,25 @@ struct Bench: ParsableCommand {
             if cold { try FileSystem.dropCachedPages(file) }
             let f = try FolioFile(path: file, resident: resident)
             let bench = try LookupBench(file: f)
+            // Warm runs map the tables in first, with 2 MiB pages where the page cache has
+            // them; cold runs do neither (a huge-page fault would read 2 MiB for one row), nor
+            // do tables larger than half the RAM (they cannot all be resident).
+            let tableBytes = bench.tables.reduce(0) { $0 + $1.nbytes }
+            let populate = !noPopulate && !cold && readers == 0 && tableBytes <= FileSystem.physicalMemoryBytes / 2
             for t in bench.tables {
                 f.advise(t, .random)
-                f.advise(t, .hugePages)
-                if !noPopulate && !cold { f.advise(t, .populate) }
+                if populate {
+                    f.advise(t, .hugePages)
+                    f.advise(t, .populate)
+                }
             }
             let hasher = try LookupWorkload.hasher(tableRows: bench.tables.map(\.rowCount), vocab: vocab)
             let stream = LookupWorkload.tokens(count: tokens, vocab: vocab, zipf: zipf, seed: seed)
             let ids = LookupWorkload.rowIDs(tokens: stream, hasher: hasher)
             if let idsOut { try NumPyWriter.writeInt64(ids, shape: [tokens, bench.tables.count], to: idsOut) }
-            let r = try bench.run(ids: ids, batch: batch, threads: threads, mode: touchOnly ? .touch : .decode, willNeedAhead: willneedAhead)
+            let r = try bench.run(ids: ids, batch: batch, threads: threads, mode: touchOnly ? .touch : .decode, willNeedAhead: willneedAhead,
+                                  cacheRows: cacheRows, readers: readers)
+            let hitRate = r.cacheHits + r.cacheMisses > 0 ? Double(r.cacheHits) / Double(r.cacheHits + r.cacheMisses) : 0
             let tps = Double(r.tokens) / r.seconds, rps = Double(r.rows) / r.seconds, bps = Double(r.bytes) / r.seconds
             if json {
                 emit(JSONValue.object([
@@ -115,13 +129,14 @@ struct Bench: ParsableCommand {
                     ("checksum", .double(r.checksum)),
                     ("tables", .int(bench.tables.count)), ("tokens", .int(r.tokens)), ("threads", .int(threads)), ("batch", .int(batch)),
                     ("seconds", .double(r.seconds)), ("mode", .string(touchOnly ? "touch" : "decode")),
+                    ("cache_rows", .int(cacheRows)), ("cache_hit_rate", .double(hitRate)),
                 ]).serialized())
             } else {
                 emit("""
                 \(r.tokens) tokens x \(bench.tables.count) tables (\(bench.tables[0].encoding.name), \(bench.width) values), \(threads) thread(s), batch \(batch)\(touchOnly ? ", touch only" : ""):
                   \(fmt(tps, 0)) tokens/s, \(fmt(rps / 1e6, 2)) M rows/s, \(fmt(bps / 1e9, 3)) GB/s of records
                   batch p50 \(fmt(r.percentile(0.5) * 1e3, 3)) ms, p99 \(fmt(r.percentile(0.99) * 1e3, 3)) ms
-                  faults: \(r.majorFaults) major, \(r.minorFaults) minor; peak RSS \(fmt(Double(r.peakRSSBytes) / 1e6, 1)) MB; checksum \(r.checksum)
+                  faults: \(r.majorFaults) major, \(r.minorFaults) minor; peak RSS \(fmt(Double(r.peakRSSBytes) / 1e6, 1)) MB; checksum \(r.checksum)\(cacheRows > 0 ? "\n  row cache: \(cacheRows) rows, hit rate \(fmt(hitRate * 100, 1)) %" : "")
                 """)
             }
         }

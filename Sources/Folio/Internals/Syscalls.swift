@@ -175,6 +175,8 @@ enum Sys {
 
     static func processID() -> Int32 { getpid() }
 
+    static var physicalMemoryBytes: Int { Int(sysconf(Int32(_SC_PHYS_PAGES))) * pageSize }
+
     /// Page faults and peak resident set of this process so far (getrusage).
     static func resourceUsage() -> (minorFaults: Int, majorFaults: Int, peakRSSBytes: Int) {
         var u = rusage()
