@@ -299,3 +299,101 @@ uint64_t folio_touch_rows(const uint8_t *base, const int64_t *offsets, size_t n,
     for (size_t i = 0; i < n; i++) sum += touch_record(base + offsets[i], record_size);
     return sum;
 }
+
+/* ---- A small spinning thread pool for lookups ----
+   A batch of lookups takes a few hundred microseconds; waking sleeping threads for each
+   one costs tens of microseconds and leaves a second core idle half the time. Workers spin
+   on a generation counter for a while after each job, then sleep on a condition variable. */
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+#define POOL_MAX 64
+#if defined(__x86_64__) || defined(__i386__)
+#  define CPU_RELAX() __builtin_ia32_pause()
+#elif defined(__aarch64__)
+#  define CPU_RELAX() __asm__ __volatile__("yield")
+#else
+#  define CPU_RELAX() ((void)0)
+#endif
+#define POOL_SPINS 200000
+
+typedef struct {
+    void (*fn)(void *ctx, size_t part, size_t parts);
+    void *ctx;
+    size_t parts;
+} pool_job;
+
+static pthread_mutex_t pool_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t pool_cv = PTHREAD_COND_INITIALIZER;
+static pthread_mutex_t pool_submit = PTHREAD_MUTEX_INITIALIZER;
+static _Atomic unsigned long pool_generation;
+static _Atomic size_t pool_remaining;
+static pool_job pool_current;
+static size_t pool_workers;
+
+static void *pool_worker(void *arg) {
+    size_t index = (size_t)arg;
+    unsigned long seen = 0;
+    for (;;) {
+        unsigned long g;
+        int spins = 0;
+        while ((g = atomic_load_explicit(&pool_generation, memory_order_acquire)) == seen && spins < POOL_SPINS) {
+            spins++;
+            CPU_RELAX();
+        }
+        if (g == seen) {
+            pthread_mutex_lock(&pool_mu);
+            while ((g = atomic_load_explicit(&pool_generation, memory_order_acquire)) == seen) pthread_cond_wait(&pool_cv, &pool_mu);
+            pthread_mutex_unlock(&pool_mu);
+        }
+        seen = g;
+        pool_job job = pool_current;
+        if (index + 1 < job.parts) job.fn(job.ctx, index + 1, job.parts);
+        atomic_fetch_sub_explicit(&pool_remaining, 1, memory_order_release);
+    }
+    return NULL;
+}
+
+/* Runs fn(ctx, p, parts) for p < parts, part 0 on the calling thread. One job at a time. */
+static void pool_run(void (*fn)(void *, size_t, size_t), void *ctx, size_t parts) {
+    if (parts <= 1) { fn(ctx, 0, 1); return; }
+    if (parts > POOL_MAX) parts = POOL_MAX;
+    pthread_mutex_lock(&pool_submit);
+    while (pool_workers < parts - 1) {
+        pthread_t t;
+        if (pthread_create(&t, NULL, pool_worker, (void *)pool_workers) != 0) break;
+        pthread_detach(t);
+        pool_workers++;
+    }
+    if (parts - 1 > pool_workers) parts = pool_workers + 1;
+    pool_current = (pool_job){fn, ctx, parts};
+    atomic_store_explicit(&pool_remaining, pool_workers, memory_order_relaxed);
+    pthread_mutex_lock(&pool_mu);
+    atomic_fetch_add_explicit(&pool_generation, 1, memory_order_release);
+    pthread_cond_broadcast(&pool_cv);
+    pthread_mutex_unlock(&pool_mu);
+    fn(ctx, 0, parts);
+    while (atomic_load_explicit(&pool_remaining, memory_order_acquire) != 0) CPU_RELAX();
+    pthread_mutex_unlock(&pool_submit);
+}
+
+typedef struct {
+    int kind; size_t group; const uint8_t *base; const int64_t *offsets; size_t n, tables, width, record_size;
+    float *out; size_t out_stride;
+} gather_job;
+
+static void gather_part(void *ctx, size_t p, size_t parts) {
+    gather_job *j = ctx;
+    size_t lo = j->n * p / parts, hi = j->n * (p + 1) / parts;
+    if (hi > lo)
+        folio_gather_sum(j->kind, j->group, j->base, j->offsets + lo * j->tables, hi - lo, j->tables, j->width, j->record_size,
+                         j->out + lo * j->out_stride, j->out_stride);
+}
+
+void folio_gather_sum_parallel(size_t threads, int kind, size_t group, const uint8_t *base, const int64_t *offsets, size_t n,
+                               size_t tables, size_t width, size_t record_size, float *out, size_t out_stride) {
+    gather_job j = {kind, group, base, offsets, n, tables, width, record_size, out, out_stride};
+    size_t parts = threads < n ? threads : n;
+    pool_run(gather_part, &j, parts ? parts : 1);
+}

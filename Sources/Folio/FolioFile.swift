@@ -160,7 +160,9 @@ public final class FolioFile: Sendable {
     /// Embedding bags of one row per table: for each token i, the rows `rows[i * T + k]` of
     /// `tables[k]` (k < T) dequantized and summed into `out + i * stride`. All tables must have
     /// one encoding and row width. Indices are checked before any byte is read.
-    public func gatherSum(_ tables: [TensorInfo], rows: UnsafeBufferPointer<Int64>, into out: UnsafeMutablePointer<Float>, stride: Int) throws {
+    /// `threads` > 1 splits the tokens over a small pool of spinning threads.
+    public func gatherSum(_ tables: [TensorInfo], rows: UnsafeBufferPointer<Int64>, into out: UnsafeMutablePointer<Float>, stride: Int,
+                          threads: Int = 1) throws {
         let t = tables.count
         guard let first = tables.first else { return }
         guard tables.allSatisfy({ $0.encoding == first.encoding && $0.rowWidth == first.rowWidth }), rows.count % t == 0 else {
@@ -188,8 +190,8 @@ public final class FolioFile: Sendable {
         withUnsafeTemporaryAllocation(of: Int64.self, capacity: rows.count) { offsets in
             for (i, r) in rows.enumerated() { offsets[i] = Int64(rowByteRange(tables[i % t], Int(r)).lowerBound) }
             map.withBytes { all in
-                folio_gather_sum(kind, group, all.baseAddress!.assumingMemoryBound(to: UInt8.self), offsets.baseAddress!, n, t,
-                                 first.rowWidth, recordSize, out, stride)
+                folio_gather_sum_parallel(max(1, threads), kind, group, all.baseAddress!.assumingMemoryBound(to: UInt8.self),
+                                          offsets.baseAddress!, n, t, first.rowWidth, recordSize, out, stride)
             }
         }
     }

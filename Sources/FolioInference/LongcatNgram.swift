@@ -192,10 +192,8 @@ final class LongcatNgramModel: CausalLM, @unchecked Sendable {
         var rows = [Float](repeating: 0, count: n * h)
         var one = [Float](repeating: 0, count: n * w)
         for (i, table) in tables.enumerated() {
-            let r = (0..<n).map { Int(ids[$0 * count + i]) }
-            try one.withUnsafeMutableBufferPointer { o in
-                try table.file.gatherRows(table.tensor, rows: r, into: o)
-            }
+            let r = (0..<n).map { ids[$0 * count + i] }
+            try one.withUnsafeMutableBufferPointer { o in try table.gather(rows: r, into: o.baseAddress!) }
             for t in 0..<n { for j in 0..<w { rows[t * h + i * w + j] = one[t * w + j] } }
         }
         var proj = [Float](repeating: 0, count: n * h)

@@ -167,6 +167,12 @@ public struct LookupBench: Sendable {
     private func lookup(_ ids: UnsafeBufferPointer<Int64>, from: Int, count: Int, threads: Int, mode: Mode, caches: CacheBox,
                         out: inout [Float]) throws -> UInt64 {
         let t = tables.count, w = width
+        if mode == .decode && caches.caches.isEmpty {
+            // The storage layer splits the batch over its own spinning pool.
+            let mine = UnsafeBufferPointer(rebasing: ids[(from * t)..<((from + count) * t)])
+            try out.withUnsafeMutableBufferPointer { try file.gatherSum(tables, rows: mine, into: $0.baseAddress!, stride: w, threads: threads) }
+            return 0
+        }
         let parts = max(1, min(threads, count))
         let shared = LookupShared(ids: ids, out: out.withUnsafeMutableBufferPointer { $0.baseAddress! })
         let errors = ErrorBox()

@@ -37,14 +37,19 @@ public final class TextGenerator: @unchecked Sendable {
     public let eosIDs: Set<Int32>
     public let tokenizer: BPETokenizer?
     let model: any CausalLM
-    let file: FolioFile
+    let source: ModelSource
 
     /// `semantics` picks, for longcat_flash_ngram, between the checkpoint's own modeling code
     /// ("checkpoint", the default) and mlx-lm's ("mlx-lm"); see LongcatNgramModel.
-    public init(path: String, semantics: String = "checkpoint") throws {
+    public convenience init(path: String, semantics: String = "checkpoint") throws {
+        try self.init(source: try FolioFile(path: path), semantics: semantics)
+    }
+
+    /// A model from any source: one file, or the shards of an index.
+    public init(source file: ModelSource, semantics: String = "checkpoint") throws {
+        let path = file.path
         self.path = path
-        let file = try FolioFile(path: path)
-        self.file = file
+        self.source = file
         guard let configBytes = file.fileBytes(named: "config.json") else {
             throw InferenceError.unsupported(file: path, reason: "no config.json inside: convert the model's Hugging Face folder, not a lone weights file")
         }
@@ -55,7 +60,7 @@ public final class TextGenerator: @unchecked Sendable {
             eos.formUnion(try ModelConfig(file: path + ":generation_config.json", bytes: g).ids("eos_token_id"))
         }
         eosIDs = eos
-        let weights = WeightStore(file: file, prefix: "")
+        let weights = WeightStore(source: file, prefix: "")
         let ignored: (String) -> Bool
         switch modelType {
         case "llama":

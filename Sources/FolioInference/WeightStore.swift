@@ -6,73 +6,109 @@ import Folio
 /// used so that a model can refuse a file with weights it does not understand.
 final class WeightStore: @unchecked Sendable {
     // @unchecked: `used` is only written while the model is being built, on one thread.
-    let file: FolioFile
+    let source: ModelSource
     let prefix: String
     private(set) var used = Set<String>()
 
-    init(file: FolioFile, prefix: String) {
-        self.file = file
+    init(source: ModelSource, prefix: String) {
+        self.source = source
         self.prefix = prefix
     }
 
-    var path: String { file.path }
+    convenience init(file: FolioFile, prefix: String) { self.init(source: file, prefix: prefix) }
 
-    func has(_ name: String) -> Bool { file.tensor(named: prefix + name) != nil }
+    var path: String { source.path }
 
-    func info(_ name: String) throws -> TensorInfo {
-        guard let t = file.tensor(named: prefix + name) else { throw InferenceError.missingWeight(file: file.path, tensor: prefix + name) }
-        used.insert(t.name)
-        return t
+    func has(_ name: String) -> Bool { source.parts(of: prefix + name) != nil }
+
+    /// The tensor's pieces, checking the whole shape.
+    func parts(_ name: String, shape: [Int]) throws -> [TensorPart] {
+        guard let parts = source.parts(of: prefix + name), let first = parts.first else {
+            throw InferenceError.missingWeight(file: path, tensor: prefix + name)
+        }
+        used.insert(prefix + name)
+        let rows = parts.reduce(0) { $0 + $1.tensor.rowCount }
+        let whole = first.tensor.shape.count >= 1 ? [rows] + first.tensor.shape.dropFirst() : first.tensor.shape
+        guard (parts.count == 1 ? first.tensor.shape : whole) == shape else {
+            throw InferenceError.badWeight(file: path, tensor: prefix + name, reason: "has shape \(parts.count == 1 ? first.tensor.shape : whole), the config implies \(shape)")
+        }
+        return parts
+    }
+
+    /// A dense tensor (one piece).
+    func info(_ name: String, shape: [Int]) throws -> TensorPart {
+        let parts = try parts(name, shape: shape)
+        guard parts.count == 1 else {
+            throw InferenceError.badWeight(file: path, tensor: prefix + name, reason: "is split across shards; only embedding tables may be")
+        }
+        return parts[0]
     }
 
     /// A tensor as float32 values, checking its shape.
     func dense(_ name: String, shape: [Int]) throws -> [Float] {
-        let t = try info(name)
-        guard t.shape == shape else {
-            throw InferenceError.badWeight(file: file.path, tensor: t.name, reason: "has shape \(t.shape), the config implies \(shape)")
-        }
-        var out = [Float](repeating: 0, count: t.elementCount)
-        if t.elementCount > 0 {
-            try out.withUnsafeMutableBufferPointer { try file.readRows(t, start: 0, count: t.rowCount, into: $0.baseAddress!) }
+        let p = try info(name, shape: shape)
+        var out = [Float](repeating: 0, count: p.tensor.elementCount)
+        if p.tensor.elementCount > 0 {
+            try out.withUnsafeMutableBufferPointer { try p.file.readRows(p.tensor, start: 0, count: p.tensor.rowCount, into: $0.baseAddress!) }
         }
         return out
     }
 
     /// A tensor's float32 values without a copy when the file allows, checking its shape.
     func weight(_ name: String, shape: [Int]) throws -> Weight {
-        let t = try info(name)
-        guard t.shape == shape else {
-            throw InferenceError.badWeight(file: file.path, tensor: t.name, reason: "has shape \(t.shape), the config implies \(shape)")
-        }
-        return try Weight(file: file, tensor: t)
+        let p = try info(name, shape: shape)
+        return try Weight(file: p.file, tensor: p.tensor)
     }
 
-    /// An embedding table, gathered by rows.
+    /// An embedding table, gathered by rows (from several shards when it is split).
     func table(_ name: String, rows: Int, width: Int) throws -> EmbeddingTable {
-        let t = try info(name)
-        guard t.shape == [rows, width] else {
-            throw InferenceError.badWeight(file: file.path, tensor: t.name, reason: "has shape \(t.shape), the config implies \([rows, width])")
-        }
-        file.advise(t, .random)
-        return EmbeddingTable(file: file, tensor: t)
+        let parts = try parts(name, shape: [rows, width])
+        for p in parts { p.file.advise(p.tensor, .random) }
+        return EmbeddingTable(parts: parts, rows: rows, width: width)
     }
 
-    /// Names of the file's tensors that the model did not use, except those `ignored` says
+    /// Names of the source's tensors that the model did not use, except those `ignored` says
     /// are expected to be unused.
     func unused(ignoring ignored: (String) -> Bool) -> [String] {
-        file.tensors.map(\.name).filter { !used.contains($0) && !ignored($0) }
+        source.tensorNames.filter { !used.contains($0) && !ignored($0) }
     }
 }
 
-/// Rows of a (possibly quantized, possibly paged) table, read through the storage layer.
+/// Rows of a (possibly quantized, possibly paged, possibly sharded) table, read through the
+/// storage layer's lookup kernel.
 struct EmbeddingTable: Sendable {
-    let file: FolioFile
-    let tensor: TensorInfo
-    var width: Int { tensor.rowWidth }
-    var rows: Int { tensor.rowCount }
+    let parts: [TensorPart]
+    let rows: Int
+    let width: Int
 
     /// Writes rows `ids` into `out` (ids.count x width floats).
     func gather(_ ids: [Int32], into out: UnsafeMutablePointer<Float>) throws {
-        try file.gatherRows(tensor, rows: ids.map(Int.init), into: UnsafeMutableBufferPointer(start: out, count: ids.count * width))
+        try gather(rows: ids.map(Int64.init), into: out)
+    }
+
+    func gather(rows ids: [Int64], into out: UnsafeMutablePointer<Float>) throws {
+        if parts.count == 1 {
+            try ids.withUnsafeBufferPointer { try parts[0].file.gatherRows(parts[0].tensor, rows: $0, into: out, stride: width, accumulate: false) }
+            return
+        }
+        // Rows grouped by shard, gathered, then put in place.
+        var local: [[Int64]] = Array(repeating: [], count: parts.count), slot: [[Int]] = Array(repeating: [], count: parts.count)
+        for (i, r) in ids.enumerated() {
+            guard r >= 0, r < Int64(rows) else { throw InferenceError.badInput("row \(r) is outside the table (0..<\(rows))") }
+            var lo = 0, hi = parts.count - 1
+            while lo < hi {
+                let mid = (lo + hi + 1) / 2
+                if Int64(parts[mid].firstRow) <= r { lo = mid } else { hi = mid - 1 }
+            }
+            local[lo].append(r - Int64(parts[lo].firstRow))
+            slot[lo].append(i)
+        }
+        for (k, p) in parts.enumerated() where !local[k].isEmpty {
+            var tmp = [Float](repeating: 0, count: local[k].count * width)
+            try local[k].withUnsafeBufferPointer { r in
+                try tmp.withUnsafeMutableBufferPointer { try p.file.gatherRows(p.tensor, rows: r, into: $0.baseAddress!, stride: width, accumulate: false) }
+            }
+            for (j, i) in slot[k].enumerated() { (out + i * width).update(from: Array(tmp[(j * width)..<((j + 1) * width)]), count: width) }
+        }
     }
 }

@@ -163,6 +163,11 @@ func jsonDocument(_ text: String) throws -> JSONValue {
         #expect(try folio("rows", "a.folio", "t", "x,y").status == 2)
         #expect(try folio("convert", "a.safetensors", "b.txt").status == 2)
         #expect(try folio("--help").status == 0)
+        // One line, as for every other failure.
+        for args in [["convert"], ["rows", "a.folio", "t", "x,y"], ["inspect", "--no-such-option", "x"], ["nonsense"]] {
+            let r = try folio(args)
+            #expect(r.status == 2 && r.stderr.split(separator: "\n").count == 1, "\(args): \(r.stderr)")
+        }
     }
 
     @Test func pageSizesAreHonoured() throws {

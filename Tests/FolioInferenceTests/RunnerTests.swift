@@ -133,7 +133,7 @@ import FolioConvert
         for (scheme, minBound, meanBound) in [(Encoding.int8(group: nil), 0.999, 0.9999), (.int4(group: 32), 0.98, 0.99)] {
             let sub = TempDir()
             let q = try TextGenerator(path: try Self.convert("tiny-longcat-wide", in: sub, rules: [("model.ngram_embeddings.embedders.*", scheme)]))
-            #expect(q.file.tensors.filter { $0.name.contains(".embedders.") }.allSatisfy { $0.encoding == scheme })
+            #expect(q.source.tensorNames.filter { $0.contains(".embedders.") }.allSatisfy { q.source.parts(of: $0)![0].tensor.encoding == scheme })
             var worst = 1.0, sum = 0.0, rows = 0
             for p in ref.prompts {
                 let a = try float.logits(p.ids), b = try q.logits(p.ids)

@@ -657,6 +657,8 @@ def folio_runs(args, path, threads_list, workdir, tag, log):
                "--batch", str(args.batch), "--seed", str(args.seed), "--json", "--ids-out", str(idp)]
         if args.zipf is not None:
             cmd += ["--zipf", str(args.zipf)]
+        if args.resident:
+            cmd += ["--resident"]
         runs = []
         for _ in range(args.repeat):
             r = subprocess.run(cmd, check=True, capture_output=True, text=True)
@@ -698,6 +700,8 @@ def main():
     ap.add_argument("--mlx-group8", type=int, default=64, help="MLX group size for the 8-bit peer (32, 64, 128)")
     ap.add_argument("--workdir", default=None)
     ap.add_argument("--keep", action="store_true", help="keep generated files and reuse existing ones")
+    ap.add_argument("--resident", action="store_true",
+                    help="folio reads its file into 2 MiB-page memory (`bench lookups --resident`), as the peers hold theirs in RAM")
     ap.add_argument("--skip-folio", action="store_true", help="no `folio bench lookups`: draw ids with numpy")
     ap.add_argument("--no-probe", action="store_true")
     ap.add_argument("--repeat", type=int, default=3, help="timed runs per engine and thread count; best kept")

@@ -25,8 +25,7 @@ enum Main {
         } catch {
             let code = FolioCommand.exitCode(for: error)
             if code == .success { FolioCommand.exit(withError: error) }
-            FileSystem.writeStderr(FolioCommand.fullMessage(for: error) + "\n")
-            FileSystem.exitProcess(2)
+            usageError(error)
         }
         do {
             var c = command
@@ -46,9 +45,16 @@ enum Main {
         } catch {
             // Argument-parser outcomes raised while running: help requests and usage errors.
             if FolioCommand.exitCode(for: error) == .success { FolioCommand.exit(withError: error) }
-            FileSystem.writeStderr(FolioCommand.fullMessage(for: error) + "\n")
-            FileSystem.exitProcess(2)
+            usageError(error)
         }
+    }
+
+    /// Bad usage: one line naming the problem (see `folio COMMAND --help` for the rest), exit 2.
+    static func usageError(_ error: Error) -> Never {
+        var line = FolioCommand.message(for: error).split(separator: "\n").first.map(String.init) ?? "bad usage"
+        if line.hasPrefix("Error: ") { line.removeFirst(7) }
+        FileSystem.writeStderr("folio: error: \(line) (see folio --help)\n")
+        FileSystem.exitProcess(2)
     }
 
     static func fail(_ message: String) -> Never {

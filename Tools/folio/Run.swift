@@ -30,7 +30,12 @@ struct Run: ParsableCommand {
 
     func run() throws {
         let t0 = FileSystem.monotonicSeconds()
-        let generator = try TextGenerator(path: model, semantics: semantics)
+        let generator: TextGenerator
+        if model.hasSuffix(FolioSharding.indexSuffix) {
+            generator = try TextGenerator(source: try FolioIndex(path: model), semantics: semantics)
+        } else {
+            generator = try TextGenerator(path: model, semantics: semantics)
+        }
         let t1 = FileSystem.monotonicSeconds()
         var ids: [Int32]
         if let tokens {
@@ -73,5 +78,20 @@ struct Run: ParsableCommand {
             FileSystem.writeStderr("run: load \(fmt(t1 - t0, 3)) s; prompt \(ids.count) tokens at \(fmt(promptRate, 1)) tokens/s; "
                 + "\(result.tokens.count) generated, \(fmt(rate, 1)) tokens/s\n")
         }
+    }
+}
+
+/// A sharded model's index as a source of tensors for the runner: its tensors' parts (a
+/// table split by rows across shards has several) and its carried files.
+extension FolioIndex: ModelSource {
+    public var tensorNames: [String] { entries.map(\.name) }
+
+    public func fileBytes(named name: String) -> [UInt8]? {
+        files.first { $0.name == name }?.bytes
+    }
+
+    public func parts(of name: String) -> [TensorPart]? {
+        guard let e = entries.first(where: { $0.name == name }) else { return nil }
+        return e.parts.map { TensorPart(file: $0.file, tensor: $0.tensor, firstRow: $0.rows.lowerBound) }
     }
 }

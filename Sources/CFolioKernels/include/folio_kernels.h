@@ -50,6 +50,11 @@ void folio_gather_rows(int kind, size_t group, const uint8_t *base, const int64_
 void folio_gather_sum(int kind, size_t group, const uint8_t *base, const int64_t *offsets, size_t n, size_t tables,
                       size_t width, size_t record_size, float *out, size_t out_stride);
 
+/// folio_gather_sum with the tokens split over `threads` threads of a small pool whose
+/// workers spin between jobs (waking sleeping threads per batch costs more than a batch).
+void folio_gather_sum_parallel(size_t threads, int kind, size_t group, const uint8_t *base, const int64_t *offsets, size_t n,
+                               size_t tables, size_t width, size_t record_size, float *out, size_t out_stride);
+
 /// The random-access ceiling: reads one byte of every 64-byte cache line that the records
 /// at base + offsets[i] (record_size bytes each) touch, and nothing else; returns the sum
 /// of the bytes read.

@@ -1,0 +1,52 @@
+import Foundation
+import Testing
+import Folio
+
+/// `folio run` as the contract drives it: JSON fields, logits as .npy, a sharded model
+/// giving the same tokens as one file, bad input as one line and exit 1 or 2.
+@Suite struct RunCLITests {
+    static let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .appendingPathComponent("Fixtures/runner").path
+
+    @Test func runJSONLogitsAndShards() throws {
+        let s = Scratch()
+        let one = s.file("m.folio")
+        #expect(try folio("convert", Self.fixtures + "/tiny-longcat", one, "--embeddings", "int8").status == 0)
+        let r = try folio("run", one, "--prompt", "The quick brown fox", "--max-tokens", "8", "--json", "--logits", s.file("l.npy"))
+        #expect(r.status == 0, "\(r.stderr)")
+        let doc = try #require(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])
+        let prompt = try #require(doc["prompt_tokens"] as? [Int]), tokens = try #require(doc["tokens"] as? [Int])
+        #expect(prompt.first == 1 && tokens.count == 8)
+        #expect(doc["text"] is String && doc["prompt_tokens_per_second"] is Double && doc["tokens_per_second"] is Double)
+        // float32 .npy of [prompt, vocab]
+        let npy = try Data(contentsOf: URL(fileURLWithPath: s.file("l.npy")))
+        let header = String(decoding: npy.prefix(128), as: UTF8.self)
+        #expect(header.contains("'descr': '<f4'") && header.contains("'shape': (\(prompt.count), 512)"))
+        #expect(npy.count == 128 + prompt.count * 512 * 4)
+
+        // Sharded, with the token and n-gram tables split across shards: the same tokens.
+        let dir = s.file("sharded")
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let c = try folio("convert", Self.fixtures + "/tiny-longcat", dir + "/m.folio", "--embeddings", "int8", "--max-shard-size", "20KB")
+        #expect(c.status == 0, "\(c.stderr)")
+        let idx = dir + "/m.folio.index.json"
+        let index = try String(contentsOfFile: idx, encoding: .utf8)
+        #expect(index.contains("model.ngram_embeddings.embedders.0.weight@0-") && index.contains("model.embed_tokens.weight@0-"), "tables are split")
+        let r2 = try folio("run", idx, "--tokens", prompt.map(String.init).joined(separator: ","), "--max-tokens", "8", "--json")
+        #expect(r2.status == 0, "\(r2.stderr)")
+        let doc2 = try #require(try JSONSerialization.jsonObject(with: Data(r2.stdout.utf8)) as? [String: Any])
+        #expect(doc2["tokens"] as? [Int] == tokens)
+    }
+
+    @Test func badRunInputIsOneLine() throws {
+        let s = Scratch()
+        let m = s.file("m.folio")
+        #expect(try folio("convert", Self.fixtures + "/tiny-llama", m).status == 0)
+        for (args, code) in [(["run", m, "--tokens", "1,99999"], Int32(1)), (["run", m, "--tokens", "1,x"], 1), (["run", m], 2),
+                             (["run", s.file("missing.folio"), "--prompt", "hi"], 1), (["run", m, "--prompt", "hi", "--top-p", "0"], 2)] {
+            let r = try folio(args)
+            #expect(r.status == code, "\(args): \(r.stderr)")
+            #expect(r.stderr.split(separator: "\n").count == 1, "\(args): \(r.stderr)")
+        }
+    }
+}
