@@ -397,3 +397,38 @@ void folio_gather_sum_parallel(size_t threads, int kind, size_t group, const uin
     size_t parts = threads < n ? threads : n;
     pool_run(gather_part, &j, parts ? parts : 1);
 }
+
+/* Paged tables of one layout: row ids in, offsets computed chunk by chunk on the worker
+   that decodes them (so that the whole lookup, not just the decoding, is split). */
+typedef struct {
+    int kind; size_t group; const uint8_t *base; const int64_t *table_starts; const int64_t *rows; size_t n, tables;
+    uint64_t rows_per_page, block, row_stride; size_t width, record_size; float *out; size_t out_stride;
+} paged_job;
+
+static void paged_part(void *ctx, size_t p, size_t parts) {
+    paged_job *j = ctx;
+    size_t lo = j->n * p / parts, hi = j->n * (p + 1) / parts;
+    size_t first = lo * j->tables, total = hi * j->tables;
+    int64_t offs[GATHER_CHUNK];
+    uint32_t sink = 0;
+    for (size_t c = first; c < total; c += GATHER_CHUNK) {
+        size_t e = c + GATHER_CHUNK < total ? c + GATHER_CHUNK : total;
+        for (size_t at = c; at < e; at++) {
+            uint64_t r = (uint64_t)j->rows[at], k = at % j->tables;
+            uint64_t page = r / j->rows_per_page, slot = r - page * j->rows_per_page;
+            offs[at - c] = j->table_starts[k] + (int64_t)(page * j->block + slot * j->row_stride);
+        }
+        for (size_t at = c; at < e; at++) sink += touch_record(j->base + offs[at - c], j->record_size);
+        for (size_t at = c; at < e; at++)
+            decode_one(j->kind, j->group, j->base + offs[at - c], j->width, j->out + (at / j->tables) * j->out_stride, at % j->tables > 0);
+    }
+    folio_touch_sink = sink;
+}
+
+void folio_gather_sum_paged(size_t threads, int kind, size_t group, const uint8_t *base, const int64_t *table_starts,
+                            const int64_t *rows, size_t n, size_t tables, uint64_t rows_per_page, uint64_t block,
+                            uint64_t row_stride, size_t width, size_t record_size, float *out, size_t out_stride) {
+    paged_job j = {kind, group, base, table_starts, rows, n, tables, rows_per_page, block, row_stride, width, record_size, out, out_stride};
+    size_t parts = threads < n ? threads : n;
+    pool_run(paged_part, &j, parts ? parts : 1);
+}

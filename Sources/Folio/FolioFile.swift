@@ -187,6 +187,18 @@ public final class FolioFile: Sendable {
             return
         }
         let recordSize = rowByteRange(first, 0).count
+        if let p = first.paged, tables.allSatisfy({ $0.paged == p }) {
+            // One paged layout: the workers compute the offsets from the ids.
+            let starts = tables.map { Int64(header.dataOffset + $0.offset) }
+            starts.withUnsafeBufferPointer { sb in
+                map.withBytes { all in
+                    folio_gather_sum_paged(max(1, threads), kind, group, all.baseAddress!.assumingMemoryBound(to: UInt8.self), sb.baseAddress!,
+                                           rows.baseAddress!, n, t, UInt64(p.rowsPerPage), UInt64(p.blockSize), UInt64(p.rowStride),
+                                           first.rowWidth, recordSize, out, stride)
+                }
+            }
+            return
+        }
         withUnsafeTemporaryAllocation(of: Int64.self, capacity: rows.count) { offsets in
             for (i, r) in rows.enumerated() { offsets[i] = Int64(rowByteRange(tables[i % t], Int(r)).lowerBound) }
             map.withBytes { all in
