@@ -209,38 +209,7 @@ ROW_CLONES static void row_int8_groups(const uint8_t *rec, size_t width, size_t 
     }
 }
 
-#if defined(__x86_64__)
-#include <immintrin.h>
-/* int4 groups with explicit AVX2: 16 packed bytes -> 32 values in order by unpacking the low
-   and high nibbles, then (q * s) + m as a multiply and an add (no FMA), as the scalar code. */
-__attribute__((target("avx2"))) static void row_int4_groups_avx2(const uint8_t *rec, size_t width, size_t group, float *o, int acc) {
-    size_t groups = width / group;
-    const uint8_t *packed = rec + 4 * groups;
-    const __m128i mask = _mm_set1_epi8(0x0F);
-    for (size_t g = 0; g < groups; g++) {
-        __m256 s = _mm256_set1_ps(half_to_float(rec + 4 * g)), m = _mm256_set1_ps(half_to_float(rec + 4 * g + 2));
-        const uint8_t *b = packed + g * group / 2;
-        float *og = o + g * group;
-        for (size_t k = 0; k < group; k += 32) {
-            __m128i bytes = _mm_loadu_si128((const __m128i *)(b + k / 2));
-            __m128i lo = _mm_and_si128(bytes, mask), hi = _mm_and_si128(_mm_srli_epi16(bytes, 4), mask);
-            __m128i v0 = _mm_unpacklo_epi8(lo, hi), v1 = _mm_unpackhi_epi8(lo, hi);
-            __m256 f[4] = {
-                _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(v0)), _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_srli_si128(v0, 8))),
-                _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(v1)), _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_srli_si128(v1, 8))),
-            };
-            for (int q = 0; q < 4; q++) {
-                __m256 r = _mm256_add_ps(_mm256_mul_ps(f[q], s), m);
-                float *dst = og + k + 8 * q;
-                if (acc) r = _mm256_add_ps(_mm256_loadu_ps(dst), r);
-                _mm256_storeu_ps(dst, r);
-            }
-        }
-    }
-}
-#endif
-
-ROW_CLONES static void row_int4_groups_generic(const uint8_t *rec, size_t width, size_t group, float *o, int acc) {
+ROW_CLONES static void row_int4_groups(const uint8_t *rec, size_t width, size_t group, float *o, int acc) {
     size_t groups = width / group;
     const uint8_t *packed = rec + 4 * groups;
     for (size_t g = 0; g < groups; g++) {
@@ -279,21 +248,6 @@ ROW_CLONES static void row_plain(int kind, const uint8_t *rec, size_t width, flo
         else { uint16_t b; memcpy(&b, rec + 2 * j, 2); v = from_bits((uint32_t)b << 16); }
         STORE_OR_ADD(o[j], v);
     }
-}
-
-static int have_avx2;
-#if defined(__x86_64__) && !defined(FOLIO_NO_CLONES)
-__attribute__((constructor)) static void folio_detect_cpu(void) {
-    __builtin_cpu_init();
-    have_avx2 = __builtin_cpu_supports("avx2");
-}
-#endif
-
-static inline void row_int4_groups(const uint8_t *rec, size_t width, size_t group, float *o, int acc) {
-#if defined(__x86_64__) && !defined(FOLIO_NO_CLONES)
-    if (have_avx2 && group % 32 == 0) { row_int4_groups_avx2(rec, width, group, o, acc); return; }
-#endif
-    row_int4_groups_generic(rec, width, group, o, acc);
 }
 
 static inline void decode_one(int kind, size_t group, const uint8_t *rec, size_t width, float *o, int acc) {
