@@ -36,6 +36,16 @@ import Folio
         #expect(r2.status == 0, "\(r2.stderr)")
         let doc2 = try #require(try JSONSerialization.jsonObject(with: Data(r2.stdout.utf8)) as? [String: Any])
         #expect(doc2["tokens"] as? [Int] == tokens)
+
+        // Compressed (zstd with byte planes): the same tokens, read through the chunk cache.
+        let packed = s.file("packed.folio")
+        let z = try folio("convert", one, packed, "--compress", "zstd", "--byte-planes")
+        #expect(z.status == 0, "\(z.stderr)")
+        #expect(try folio("inspect", packed, "--json").stdout.contains("\"codec\":\"zstd\""), "tensors are stored compressed")
+        let r3 = try folio("run", packed, "--tokens", prompt.map(String.init).joined(separator: ","), "--max-tokens", "8", "--json")
+        #expect(r3.status == 0, "\(r3.stderr)")
+        let doc3 = try #require(try JSONSerialization.jsonObject(with: Data(r3.stdout.utf8)) as? [String: Any])
+        #expect(doc3["tokens"] as? [Int] == tokens)
     }
 
     @Test func badRunInputIsOneLine() throws {
