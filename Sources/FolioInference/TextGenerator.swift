@@ -30,6 +30,8 @@ public struct GenerationResult: Sendable {
 public final class TextGenerator: @unchecked Sendable {
     // @unchecked: immutable after init; one generation at a time.
     public static let architectures = ["llama", "longcat_flash_ngram"]
+    /// Prompt tokens per forward pass during prefill.
+    static let prefillChunk = 512
 
     public let path: String
     public let modelType: String
@@ -113,7 +115,16 @@ public final class TextGenerator: @unchecked Sendable {
         let state = model.makeState()
         var sampler = Sampler(temperature: o.temperature, topP: o.topP, seed: o.seed)
         let t0 = FileSystem.monotonicSeconds()
-        var logits = try model.forward(prompt, state: state, allLogits: o.promptLogits)
+        // The prompt runs in chunks: attention scores of a chunk are [chunk, positions so far],
+        // so a long prompt never needs a [prompt, prompt] matrix per head.
+        var logits: [Float] = []
+        var start = 0
+        while start < prompt.count {
+            let end = min(prompt.count, start + Self.prefillChunk)
+            let part = try model.forward(Array(prompt[start..<end]), state: state, allLogits: o.promptLogits)
+            if o.promptLogits { logits += part } else { logits = part }
+            start = end
+        }
         let t1 = FileSystem.monotonicSeconds()
         var result = GenerationResult(promptTokens: prompt, tokens: [], text: "", promptLogits: o.promptLogits ? logits : [],
                                       promptSeconds: t1 - t0, decodeSeconds: 0, decodeSteps: 0)

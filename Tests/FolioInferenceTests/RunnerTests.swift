@@ -149,6 +149,21 @@ import FolioConvert
         }
     }
 
+    /// A prompt longer than a prefill chunk gives the logits of one full pass.
+    @Test func longPromptsArePrefilledInChunks() throws {
+        let dir = TempDir()
+        let g = try TextGenerator(path: try Self.convert("tiny-longcat", in: dir))
+        var rng = SplitMix64(seed: 4)
+        let prompt = (0..<(TextGenerator.prefillChunk + 77)).map { _ in Int32(4 + rng.next() % 500) }
+        var o = GenerationOptions()
+        o.maxTokens = 0
+        o.promptLogits = true
+        let chunked = try g.generate(prompt: prompt, options: o).promptLogits
+        let whole = try g.logits(prompt)
+        #expect(chunked.count == whole.count)
+        #expect(Self.maxAbsDiff(chunked, whole) <= 1e-4)
+    }
+
     /// Sampling: a seed fixes the draw; top-p near 0 is greedy; temperature 0 is argmax.
     @Test func sampling() throws {
         let dir = TempDir()
