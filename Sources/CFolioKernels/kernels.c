@@ -311,8 +311,9 @@ static inline uint32_t touch_record(const uint8_t *p, size_t size) {
     return sum;
 }
 
-/* Keeps the touching loads from being optimized away. */
-volatile uint32_t folio_touch_sink;
+/* Keeps the touching loads from being optimized away (workers store to it concurrently,
+   hence the atomic stores). */
+uint32_t folio_touch_sink;
 
 void folio_gather_rows(int kind, size_t group, const uint8_t *base, const int64_t *offsets, size_t n,
                        size_t width, size_t record_size, float *out, size_t out_stride, int accumulate) {
@@ -322,7 +323,7 @@ void folio_gather_rows(int kind, size_t group, const uint8_t *base, const int64_
         for (size_t i = c; i < e; i++) sink += touch_record(base + offsets[i], record_size);
         for (size_t i = c; i < e; i++) decode_one(kind, group, base + offsets[i], width, out + i * out_stride, accumulate);
     }
-    folio_touch_sink = sink;
+    __atomic_store_n(&folio_touch_sink, sink, __ATOMIC_RELAXED);
 }
 
 void folio_gather_sum(int kind, size_t group, const uint8_t *base, const int64_t *offsets, size_t n, size_t tables,
@@ -335,7 +336,7 @@ void folio_gather_sum(int kind, size_t group, const uint8_t *base, const int64_t
         for (size_t at = c; at < e; at++)
             decode_one(kind, group, base + offsets[at], width, out + (at / tables) * out_stride, at % tables > 0);
     }
-    folio_touch_sink = sink;
+    __atomic_store_n(&folio_touch_sink, sink, __ATOMIC_RELAXED);
 }
 
 uint64_t folio_touch_rows(const uint8_t *base, const int64_t *offsets, size_t n, size_t record_size) {
@@ -466,7 +467,7 @@ static void paged_part(void *ctx, size_t p, size_t parts) {
         for (size_t at = c; at < e; at++)
             decode_one(j->kind, j->group, j->base + offs[at - c], j->width, j->out + (at / j->tables) * j->out_stride, at % j->tables > 0);
     }
-    folio_touch_sink = sink;
+    __atomic_store_n(&folio_touch_sink, sink, __ATOMIC_RELAXED);
 }
 
 void folio_gather_sum_paged(size_t threads, int kind, size_t group, const uint8_t *base, const int64_t *table_starts,

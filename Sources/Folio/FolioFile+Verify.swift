@@ -62,6 +62,28 @@ extension FolioFile {
         return report
     }
 
+    /// Where a quantized record keeps its scales (and minimums): how many, and whether they
+    /// are float32 (one per row) or float16; nil for plain dtypes.
+    static func scaleLayout(_ t: TensorInfo) -> (fields: Int, isF32: Bool)? {
+        let width = t.rowWidth
+        switch t.encoding {
+        case .int8(nil): return (1, true)
+        case let .int8(g?): return (width / g, false)
+        case let .int4(g), let .affine8(g): return (2 * (width / g), false)
+        case .plain: return nil
+        }
+    }
+
+    /// Whether every scale and minimum at the start of a record is finite.
+    static func scalesAreFinite(_ rec: UnsafeRawPointer, _ layout: (fields: Int, isF32: Bool)) -> Bool {
+        for k in 0..<layout.fields {
+            let v: Float = layout.isF32 ? rec.loadUnaligned(fromByteOffset: 4 * k, as: Float.self)
+                : Float(Float16(bitPattern: rec.loadUnaligned(fromByteOffset: 2 * k, as: UInt16.self)))
+            if !v.isFinite { return false }
+        }
+        return true
+    }
+
     /// Scans the scales and minimums of every quantized tensor; one line per tensor that has
     /// non-finite ones, naming the first such row.
     func nonFiniteScales() -> [String] {
@@ -69,24 +91,11 @@ extension FolioFile {
         map.withBytes { all in
             for t in header.tensors {
                 guard let p = t.paged, t.encoding.isQuantized, t.rowCount > 0, !t.isCompressed else { continue }
-                let width = t.rowWidth
-                let (fields, isF32): (Int, Bool)
-                switch t.encoding {
-                case .int8(nil): (fields, isF32) = (1, true)
-                case let .int8(g?): (fields, isF32) = (width / g, false)
-                case let .int4(g), let .affine8(g): (fields, isF32) = (2 * (width / g), false)
-                case .plain: continue
-                }
+                guard let layout = Self.scaleLayout(t) else { continue }
                 var bad = 0, first = -1
                 for r in 0..<t.rowCount {
                     let rec = all.baseAddress! + header.dataOffset + t.offset + p.rowOffset(r)
-                    var ok = true
-                    for k in 0..<fields {
-                        let v: Float = isF32 ? rec.loadUnaligned(fromByteOffset: 4 * k, as: Float.self)
-                            : Float(Float16(bitPattern: rec.loadUnaligned(fromByteOffset: 2 * k, as: UInt16.self)))
-                        if !v.isFinite { ok = false; break }
-                    }
-                    if !ok { bad += 1; if first < 0 { first = r } }
+                    if !Self.scalesAreFinite(rec, layout) { bad += 1; if first < 0 { first = r } }
                 }
                 if bad > 0 {
                     out.append("tensor '\(t.name)': \(bad) row(s) have a NaN or infinite scale or minimum, the first is row \(first)")

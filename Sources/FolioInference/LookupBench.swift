@@ -182,10 +182,9 @@ public struct LookupBench: Sendable {
             guard hi > lo else { return }
             let mine = UnsafeBufferPointer(rebasing: shared.ids[((from + lo) * t)..<((from + hi) * t)])
             do {
-                if mode == .decode, !caches.caches.isEmpty {
+                // Plain decoding returned above: here a row cache or touching only.
+                if mode == .decode {
                     try cachedLookup(mine, tokens: hi - lo, cache: caches.caches[p], into: shared.out + lo * w)
-                } else if mode == .decode {
-                    try file.gatherSum(tables, rows: mine, into: shared.out + lo * w, stride: w)
                 } else {
                     sums.add(p, try file.touchRows(tables, rows: mine))
                 }

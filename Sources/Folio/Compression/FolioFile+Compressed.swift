@@ -208,22 +208,11 @@ extension FolioFile {
     func compressedNonFiniteScales() -> [String] {
         var out: [String] = []
         for t in header.tensors where t.isCompressed && t.encoding.isQuantized && t.rowCount > 0 {
-            let width = t.rowWidth
-            let (fields, isF32): (Int, Bool)
-            switch t.encoding {
-            case .int8(nil): (fields, isF32) = (1, true)
-            case let .int8(g?): (fields, isF32) = (width / g, false)
-            case let .int4(g), let .affine8(g): (fields, isF32) = (2 * (width / g), false)
-            case .plain: continue
-            }
+            guard let layout = Self.scaleLayout(t) else { continue }
             var bad = 0, first = -1
             for r in 0..<t.rowCount {
                 let ok = (try? withLogicalBytes(of: t, range: logicalRowRange(t, r)) { rec in
-                    (0..<fields).allSatisfy { k in
-                        let v: Float = isF32 ? rec.loadUnaligned(fromByteOffset: 4 * k, as: Float.self)
-                            : Float(Float16(bitPattern: rec.loadUnaligned(fromByteOffset: 2 * k, as: UInt16.self)))
-                        return v.isFinite
-                    }
+                    rec.baseAddress.map { Self.scalesAreFinite($0, layout) } ?? true
                 }) ?? true
                 if !ok { bad += 1; if first < 0 { first = r } }
             }
