@@ -6,10 +6,20 @@ import Testing
     static let encodings: [Encoding] = [.plain(.f32), .plain(.f16), .plain(.bf16), .int8(group: nil), .int8(group: 32), .int8(group: 64),
                                         .int4(group: 32), .int4(group: 128), .affine8(group: 32), .plain(.f64)]
 
-    @Test(arguments: encodings) func gatherAndAccumulateEqualTheCodec(_ enc: Encoding) throws {
+    /// Widths that exercise the kernels' 128-column blocks and their tails (32 columns for
+    /// int4, 16 and a masked rest for int8), valid for the encoding's group.
+    static func widths(_ enc: Encoding) -> [Int] {
+        switch enc {
+        case let .int4(g), let .affine8(g), let .int8(g?): return g == 32 ? [256, 160, 32] : [256, 2 * g]
+        default: return [256, 200, 7]
+        }
+    }
+    static let cases: [(Encoding, Int)] = encodings.flatMap { e in widths(e).map { (e, $0) } }
+
+    @Test(arguments: cases) func gatherAndAccumulateEqualTheCodec(_ enc: Encoding, _ width: Int) throws {
         let dir = TempDir()
         let p = dir.file("t.folio")
-        let rows = 300, width = 256
+        let rows = 300
         let w = try FolioWriter(path: p, tensors: [
             TensorPlan(name: "a", encoding: enc, shape: [rows, width], paged: true, sourceDType: .f32),
             TensorPlan(name: "b", encoding: enc, shape: [rows, width], paged: true, sourceDType: .f32),
@@ -41,5 +51,48 @@ import Testing
             try [Int64(0), Int64(rows)].withUnsafeBufferPointer { try f.gatherRows(a, rows: $0, into: &untouched, stride: width, accumulate: false) }
         }
         #expect(untouched.allSatisfy { $0 == 7 })
+    }
+
+    /// gatherSum (one row of each table per token, summed) equals the rows decoded one by one
+    /// and added in table order, bit for bit: paged tables (offsets computed by the workers)
+    /// and tables of different layouts (offsets computed by the caller), 1 and 2 threads.
+    @Test(arguments: [Encoding.int8(group: nil), .int4(group: 32), .int4(group: 64), .int8(group: 32), .plain(.f16)])
+    func gatherSumEqualsRowByRow(_ enc: Encoding) throws {
+        for width in Self.widths(enc) where width >= 32 {
+            let dir = TempDir()
+            let p = dir.file("t.folio")
+            let rows = 500, tables = 12
+            var plans = (0..<tables).map { TensorPlan(name: "t\($0)", encoding: enc, shape: [rows, width], paged: true, sourceDType: .f32) }
+            // A plain table of the same width stored dense: no common paged layout (quantized
+            // tables are always paged, and all of one width share a layout).
+            let plain: Bool
+            if case .plain = enc { plain = true } else { plain = false }
+            if plain { plans.append(TensorPlan(name: "dense", encoding: enc, shape: [rows, width], paged: false, sourceDType: .f32)) }
+            let w = try FolioWriter(path: p, tensors: plans, files: [], metadata: nil, pageSize: 4096)
+            var g = Gaussian(seed: 5)
+            for _ in plans { try g.values(rows * width).withUnsafeBufferPointer { try w.appendRows($0) } }
+            try w.finish()
+            let f = try FolioFile(path: p)
+            let paged = try (0..<tables).map { try f.requireTensor("t\($0)") }
+            let mixed = plain ? Array(paged.dropLast()) + [try f.requireTensor("dense")] : []
+            var rng = Gaussian(seed: 9)
+            let tokens = 203
+            let ids = (0..<tokens * tables).map { _ in Int64(rng.nextUInt() % UInt64(rows)) }
+            for set in [paged, mixed] where !set.isEmpty {
+                var want = [Float](repeating: 0, count: tokens * width), row = [Float](repeating: 0, count: width)
+                for i in 0..<tokens {
+                    for (k, t) in set.enumerated() {
+                        try row.withUnsafeMutableBufferPointer { try f.readRow(t, Int(ids[i * tables + k]), into: $0) }
+                        for j in 0..<width { want[i * width + j] = k == 0 ? row[j] : want[i * width + j] + row[j] }
+                    }
+                }
+                for threads in [1, 2] {
+                    var got = [Float](repeating: .nan, count: tokens * width)
+                    try ids.withUnsafeBufferPointer { try f.gatherSum(set, rows: $0, into: &got, stride: width, threads: threads) }
+                    let bad = (0..<got.count).first { got[$0].bitPattern != want[$0].bitPattern }
+                    #expect(bad == nil, "\(enc.name) width \(width) threads \(threads) \(set.last!.name): first difference at \(bad ?? -1)")
+                }
+            }
+        }
     }
 }
