@@ -442,12 +442,17 @@ typedef struct {
     const uint8_t *base; const int64_t *offsets;  /* offsets: [n, tables], or NULL with paged */
     const int64_t *table_starts, *rows; uint64_t rows_per_page, block, row_stride;
     size_t tables;
+    double inverse_rpp;  /* 1 / rows_per_page: a multiply and a correction instead of a division */
 } record_source;
 
-static inline int64_t record_offset(const record_source *src, size_t at) {
+static inline int64_t record_offset(const record_source *src, size_t at, size_t k) {  /* at = token * tables + k */
     if (src->offsets) return src->offsets[at];
-    uint64_t r = (uint64_t)src->rows[at], k = at % src->tables;
-    uint64_t page = r / src->rows_per_page, slot = r - page * src->rows_per_page;
+    uint64_t r = (uint64_t)src->rows[at], rpp = src->rows_per_page;
+    /* r < 2^53 (a row index), so the estimate is off by at most one either way. */
+    uint64_t page = (uint64_t)((double)r * src->inverse_rpp);
+    if (page * rpp > r) page--;
+    else if ((page + 1) * rpp <= r) page++;
+    uint64_t slot = r - page * rpp;
     return src->table_starts[k] + (int64_t)(page * src->block + slot * src->row_stride);
 }
 
@@ -461,7 +466,7 @@ static void gather_tokens(int kind, size_t group, const record_source *src, size
         const uint8_t *recs[1];
         for (size_t i = lo; i < hi; i++)
             for (size_t k = 0; k < tables; k++) {
-                recs[0] = src->base + record_offset(src, i * tables + k);
+                recs[0] = src->base + record_offset(src, i * tables + k, k);
                 decode_sum(kind, group, recs, 1, width, out + (sum ? i : i * tables + k) * out_stride, accumulate || (sum && k > 0));
             }
         return;
@@ -469,7 +474,7 @@ static void gather_tokens(int kind, size_t group, const record_source *src, size
     size_t cur = 0, n0 = 0;
     for (size_t i = lo; i < hi && i < lo + per; i++)
         for (size_t k = 0; k < tables; k++) {
-            const uint8_t *p = src->base + record_offset(src, i * tables + k);
+            const uint8_t *p = src->base + record_offset(src, i * tables + k, k);
             prefetch_record(p, record_size);
             ring[0][n0++] = p;
         }
@@ -477,7 +482,7 @@ static void gather_tokens(int kind, size_t group, const record_source *src, size
         size_t e = c + per < hi ? c + per : hi, e2 = e + per < hi ? e + per : hi, nn = 0;
         for (size_t i = e; i < e2; i++)
             for (size_t k = 0; k < tables; k++) {
-                const uint8_t *p = src->base + record_offset(src, i * tables + k);
+                const uint8_t *p = src->base + record_offset(src, i * tables + k, k);
                 prefetch_record(p, record_size);
                 ring[cur ^ 1][nn++] = p;
             }
@@ -494,13 +499,13 @@ static void gather_tokens(int kind, size_t group, const record_source *src, size
 
 void folio_gather_rows(int kind, size_t group, const uint8_t *base, const int64_t *offsets, size_t n,
                        size_t width, size_t record_size, float *out, size_t out_stride, int accumulate) {
-    record_source src = {base, offsets, NULL, NULL, 0, 0, 0, 1};
+    record_source src = {base, offsets, NULL, NULL, 0, 0, 0, 1, 0};
     gather_tokens(kind, group, &src, 0, n, width, record_size, out, out_stride, accumulate, 0);
 }
 
 void folio_gather_sum(int kind, size_t group, const uint8_t *base, const int64_t *offsets, size_t n, size_t tables,
                       size_t width, size_t record_size, float *out, size_t out_stride) {
-    record_source src = {base, offsets, NULL, NULL, 0, 0, 0, tables};
+    record_source src = {base, offsets, NULL, NULL, 0, 0, 0, tables, 0};
     gather_tokens(kind, group, &src, 0, n, width, record_size, out, out_stride, 0, 1);
 }
 
@@ -612,20 +617,22 @@ void folio_gather_sum_parallel(size_t threads, int kind, size_t group, const uin
    that decodes them (so that the whole lookup, not just the decoding, is split). */
 typedef struct {
     int kind; size_t group; const uint8_t *base; const int64_t *table_starts; const int64_t *rows; size_t n, tables;
-    uint64_t rows_per_page, block, row_stride; size_t width, record_size; float *out; size_t out_stride;
+    uint64_t rows_per_page, block, row_stride; size_t width, record_size; float *out; size_t out_stride; int sum;
 } paged_job;
 
 static void paged_part(void *ctx, size_t p, size_t parts) {
     paged_job *j = ctx;
     size_t lo = j->n * p / parts, hi = j->n * (p + 1) / parts;
-    record_source src = {j->base, NULL, j->table_starts, j->rows, j->rows_per_page, j->block, j->row_stride, j->tables};
-    gather_tokens(j->kind, j->group, &src, lo, hi, j->width, j->record_size, j->out, j->out_stride, 0, 1);
+    record_source src = {j->base, NULL, j->table_starts, j->rows, j->rows_per_page, j->block, j->row_stride, j->tables,
+                         1.0 / (double)j->rows_per_page};
+    gather_tokens(j->kind, j->group, &src, lo, hi, j->width, j->record_size, j->out, j->out_stride, 0, j->sum);
 }
 
-void folio_gather_sum_paged(size_t threads, int kind, size_t group, const uint8_t *base, const int64_t *table_starts,
-                            const int64_t *rows, size_t n, size_t tables, uint64_t rows_per_page, uint64_t block,
-                            uint64_t row_stride, size_t width, size_t record_size, float *out, size_t out_stride) {
-    paged_job j = {kind, group, base, table_starts, rows, n, tables, rows_per_page, block, row_stride, width, record_size, out, out_stride};
+void folio_gather_paged(size_t threads, int sum, int kind, size_t group, const uint8_t *base, const int64_t *table_starts,
+                        const int64_t *rows, size_t n, size_t tables, uint64_t rows_per_page, uint64_t block,
+                        uint64_t row_stride, size_t width, size_t record_size, float *out, size_t out_stride) {
+    paged_job j = {kind, group, base, table_starts, rows, n, tables, rows_per_page, block, row_stride, width, record_size, out, out_stride,
+                   sum};
     size_t parts = threads < n ? threads : n;
     pool_run(paged_part, &j, parts ? parts : 1);
 }

@@ -163,10 +163,24 @@ public final class FolioFile: Sendable {
     /// `threads` > 1 splits the tokens over a small pool of spinning threads.
     public func gatherSum(_ tables: [TensorInfo], rows: UnsafeBufferPointer<Int64>, into out: UnsafeMutablePointer<Float>, stride: Int,
                           threads: Int = 1) throws {
+        try gatherTables(tables, rows: rows, into: out, stride: stride, threads: threads, sum: true)
+    }
+
+    /// One row per table per token, each to its own place: row `rows[i * T + k]` of `tables[k]`
+    /// to `out + (i * T + k) * stride` (with stride = width, token i's rows side by side).
+    /// The same kernel and checks as `gatherSum`; the records of all tables are fetched
+    /// together, so a single token's T lookups overlap.
+    public func gatherRows(_ tables: [TensorInfo], rows: UnsafeBufferPointer<Int64>, into out: UnsafeMutablePointer<Float>, stride: Int,
+                           threads: Int = 1) throws {
+        try gatherTables(tables, rows: rows, into: out, stride: stride, threads: threads, sum: false)
+    }
+
+    private func gatherTables(_ tables: [TensorInfo], rows: UnsafeBufferPointer<Int64>, into out: UnsafeMutablePointer<Float>, stride: Int,
+                              threads: Int, sum: Bool) throws {
         let t = tables.count
         guard let first = tables.first else { return }
         guard tables.allSatisfy({ $0.encoding == first.encoding && $0.rowWidth == first.rowWidth }), rows.count % t == 0 else {
-            throw FolioError.invalidUse(file: path, reason: "gatherSum needs tables of one encoding and width and \(t) ids per token")
+            throw FolioError.invalidUse(file: path, reason: "a gather over several tables needs tables of one encoding and width and \(t) ids per token")
         }
         guard stride >= first.rowWidth else {
             throw FolioError.invalidUse(file: path, reason: "output stride \(stride) is narrower than a row of '\(first.name)' (\(first.rowWidth))")
@@ -182,7 +196,10 @@ public final class FolioFile: Sendable {
         guard let (kind, group) = Self.kernelKind(first.encoding), !tables.contains(where: \.isCompressed) else {
             for (k, table) in tables.enumerated() {
                 let mine = (0..<n).map { rows[$0 * t + k] }
-                try mine.withUnsafeBufferPointer { try gatherRows(table, rows: $0, into: out, stride: stride, accumulate: k > 0) }
+                try mine.withUnsafeBufferPointer {
+                    if sum { try gatherRows(table, rows: $0, into: out, stride: stride, accumulate: k > 0) }
+                    else { try gatherRows(table, rows: $0, into: out + k * stride, stride: t * stride, accumulate: false) }
+                }
             }
             return
         }
@@ -192,9 +209,9 @@ public final class FolioFile: Sendable {
             let starts = tables.map { Int64(header.dataOffset + $0.offset) }
             starts.withUnsafeBufferPointer { sb in
                 map.withBytes { all in
-                    folio_gather_sum_paged(max(1, threads), kind, group, all.baseAddress!.assumingMemoryBound(to: UInt8.self), sb.baseAddress!,
-                                           rows.baseAddress!, n, t, UInt64(p.rowsPerPage), UInt64(p.blockSize), UInt64(p.rowStride),
-                                           first.rowWidth, recordSize, out, stride)
+                    folio_gather_paged(max(1, threads), sum ? 1 : 0, kind, group, all.baseAddress!.assumingMemoryBound(to: UInt8.self),
+                                       sb.baseAddress!, rows.baseAddress!, n, t, UInt64(p.rowsPerPage), UInt64(p.blockSize),
+                                       UInt64(p.rowStride), first.rowWidth, recordSize, out, stride)
                 }
             }
             return
@@ -202,8 +219,13 @@ public final class FolioFile: Sendable {
         withUnsafeTemporaryAllocation(of: Int64.self, capacity: rows.count) { offsets in
             for (i, r) in rows.enumerated() { offsets[i] = Int64(rowByteRange(tables[i % t], Int(r)).lowerBound) }
             map.withBytes { all in
-                folio_gather_sum_parallel(max(1, threads), kind, group, all.baseAddress!.assumingMemoryBound(to: UInt8.self),
-                                          offsets.baseAddress!, n, t, first.rowWidth, recordSize, out, stride)
+                let base = all.baseAddress!.assumingMemoryBound(to: UInt8.self)
+                if sum {
+                    folio_gather_sum_parallel(max(1, threads), kind, group, base, offsets.baseAddress!, n, t, first.rowWidth, recordSize,
+                                              out, stride)
+                } else {
+                    folio_gather_rows(kind, group, base, offsets.baseAddress!, rows.count, first.rowWidth, recordSize, out, stride, 0)
+                }
             }
         }
     }

@@ -188,13 +188,13 @@ final class LongcatNgramModel: CausalLM, @unchecked Sendable {
         try x.withUnsafeMutableBufferPointer { try words.gather(tokens, into: $0.baseAddress!) }
         let (ids, history) = ngramIDs(tokens, history: state.history)
         state.history = history
-        // rows[t, i·w ..< (i+1)·w] = table i's row for token t.
+        // rows[t, i·w ..< (i+1)·w] = table i's row for token t (h = count · w), the rows of
+        // all tables fetched together by the lookup kernel. One thread: the lookup pool's
+        // workers spin after a job and would take a core from the matmuls that follow, for
+        // a gather that is a small part of a step.
         var rows = [Float](repeating: 0, count: n * h)
-        var one = [Float](repeating: 0, count: n * w)
-        for (i, table) in tables.enumerated() {
-            let r = (0..<n).map { ids[$0 * count + i] }
-            try one.withUnsafeMutableBufferPointer { o in try table.gather(rows: r, into: o.baseAddress!) }
-            for t in 0..<n { for j in 0..<w { rows[t * h + i * w + j] = one[t * w + j] } }
+        try rows.withUnsafeMutableBufferPointer {
+            try EmbeddingTable.gather(tables, rows: ids, into: $0.baseAddress!, stride: count * w, threads: 1)
         }
         var proj = [Float](repeating: 0, count: n * h)
         Math.linear(rows, rows: n, inFeatures: h, weight: postProj.values, outFeatures: h, bias: nil, into: &proj)

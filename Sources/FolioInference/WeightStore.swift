@@ -86,9 +86,29 @@ struct EmbeddingTable: Sendable {
         try gather(rows: ids.map(Int64.init), into: out)
     }
 
-    func gather(rows ids: [Int64], into out: UnsafeMutablePointer<Float>) throws {
+    /// Rows `ids` of every table side by side, `ids` being [n, tables.count] (token-major):
+    /// table k's row for token i to out + i * stride + k * width (tables of one width).
+    /// When every table is one tensor of one file, the storage layer fetches the rows of all
+    /// tables together (a decode step's lookups overlap) on `threads` threads.
+    static func gather(_ tables: [EmbeddingTable], rows ids: [Int64], into out: UnsafeMutablePointer<Float>, stride: Int,
+                       threads: Int) throws {
+        guard let first = tables.first else { return }
+        let t = tables.count, n = ids.count / t, width = first.width
+        if tables.allSatisfy({ $0.parts.count == 1 && $0.parts[0].file === first.parts[0].file && $0.width == width }), stride == t * width {
+            try ids.withUnsafeBufferPointer {
+                try first.parts[0].file.gatherRows(tables.map { $0.parts[0].tensor }, rows: $0, into: out, stride: width, threads: threads)
+            }
+            return
+        }
+        for (k, table) in tables.enumerated() {
+            try table.gather(rows: (0..<n).map { ids[$0 * t + k] }, into: out + k * table.width, stride: stride)
+        }
+    }
+
+    func gather(rows ids: [Int64], into out: UnsafeMutablePointer<Float>, stride: Int? = nil) throws {
+        let stride = stride ?? width
         if parts.count == 1 {
-            try ids.withUnsafeBufferPointer { try parts[0].file.gatherRows(parts[0].tensor, rows: $0, into: out, stride: width, accumulate: false) }
+            try ids.withUnsafeBufferPointer { try parts[0].file.gatherRows(parts[0].tensor, rows: $0, into: out, stride: stride, accumulate: false) }
             return
         }
         // Rows grouped by shard, gathered, then put in place.
@@ -108,7 +128,9 @@ struct EmbeddingTable: Sendable {
             try local[k].withUnsafeBufferPointer { r in
                 try tmp.withUnsafeMutableBufferPointer { try p.file.gatherRows(p.tensor, rows: r, into: $0.baseAddress!, stride: width, accumulate: false) }
             }
-            for (j, i) in slot[k].enumerated() { (out + i * width).update(from: Array(tmp[(j * width)..<((j + 1) * width)]), count: width) }
+            tmp.withUnsafeBufferPointer { src in
+                for (j, i) in slot[k].enumerated() { (out + i * stride).update(from: src.baseAddress! + j * width, count: width) }
+            }
         }
     }
 }

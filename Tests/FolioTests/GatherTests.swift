@@ -10,7 +10,7 @@ import Testing
     /// int4, 16 and a masked rest for int8), valid for the encoding's group.
     static func widths(_ enc: Encoding) -> [Int] {
         switch enc {
-        case let .int4(g), let .affine8(g), let .int8(g?): return g == 32 ? [256, 160, 32] : [256, 2 * g]
+        case let .int4(g), let .affine8(g), let .int8(g?): return g == 32 ? [256, 160, 32] : [256, 3 * g]
         default: return [256, 200, 7]
         }
     }
@@ -54,7 +54,8 @@ import Testing
     }
 
     /// gatherSum (one row of each table per token, summed) equals the rows decoded one by one
-    /// and added in table order, bit for bit: paged tables (offsets computed by the workers)
+    /// and added in table order, bit for bit, and the unsummed multi-table gatherRows equals
+    /// each row: paged tables (offsets computed by the workers)
     /// and tables of different layouts (offsets computed by the caller), 1 and 2 threads.
     @Test(arguments: [Encoding.int8(group: nil), .int4(group: 32), .int4(group: 64), .int8(group: 32), .plain(.f16)])
     func gatherSumEqualsRowByRow(_ enc: Encoding) throws {
@@ -91,6 +92,18 @@ import Testing
                     try ids.withUnsafeBufferPointer { try f.gatherSum(set, rows: $0, into: &got, stride: width, threads: threads) }
                     let bad = (0..<got.count).first { got[$0].bitPattern != want[$0].bitPattern }
                     #expect(bad == nil, "\(enc.name) width \(width) threads \(threads) \(set.last!.name): first difference at \(bad ?? -1)")
+                    // The same rows side by side, unsummed (the runner's n-gram layout).
+                    var each = [Float](repeating: .nan, count: tokens * tables * width)
+                    try ids.withUnsafeBufferPointer { try f.gatherRows(set, rows: $0, into: &each, stride: width, threads: threads) }
+                    var mismatch: Int? = nil
+                    for i in 0..<tokens where mismatch == nil {
+                        for (k, t) in set.enumerated() where mismatch == nil {
+                            try row.withUnsafeMutableBufferPointer { try f.readRow(t, Int(ids[i * tables + k]), into: $0) }
+                            let at = (i * tables + k) * width
+                            if let j = (0..<width).first(where: { each[at + $0].bitPattern != row[$0].bitPattern }) { mismatch = at + j }
+                        }
+                    }
+                    #expect(mismatch == nil, "\(enc.name) width \(width) threads \(threads) \(set.last!.name): rows differ at \(mismatch ?? -1)")
                 }
             }
         }

@@ -57,12 +57,15 @@ void folio_gather_sum(int kind, size_t group, const uint8_t *base, const int64_t
 void folio_gather_sum_parallel(size_t threads, int kind, size_t group, const uint8_t *base, const int64_t *offsets, size_t n,
                                size_t tables, size_t width, size_t record_size, float *out, size_t out_stride);
 
-/// folio_gather_sum_parallel for paged tables of one layout, from row ids: row r of table k
-/// is at table_starts[k] + (r / rows_per_page) * block + (r % rows_per_page) * row_stride;
-/// each worker computes the offsets of its own rows.
-void folio_gather_sum_paged(size_t threads, int kind, size_t group, const uint8_t *base, const int64_t *table_starts,
-                            const int64_t *rows, size_t n, size_t tables, uint64_t rows_per_page, uint64_t block,
-                            uint64_t row_stride, size_t width, size_t record_size, float *out, size_t out_stride);
+/// Paged tables of one layout, from row ids: row r of table k is at table_starts[k] +
+/// (r / rows_per_page) * block + (r % rows_per_page) * row_stride; the ids are [n, tables]
+/// (token-major). `sum` non-zero: as folio_gather_sum (a token's rows summed into
+/// out + i * out_stride); zero: every row to its own place, row k of token i at
+/// out + (i * tables + k) * out_stride. The tokens are split over `threads` pool threads as in
+/// folio_gather_sum_parallel; each worker computes the offsets of its own rows.
+void folio_gather_paged(size_t threads, int sum, int kind, size_t group, const uint8_t *base, const int64_t *table_starts,
+                        const int64_t *rows, size_t n, size_t tables, uint64_t rows_per_page, uint64_t block,
+                        uint64_t row_stride, size_t width, size_t record_size, float *out, size_t out_stride);
 
 /// The random-access ceiling: reads one byte of every 64-byte cache line that the records
 /// at base + offsets[i] (record_size bytes each) touch, and nothing else; returns the sum
