@@ -180,12 +180,14 @@ CLONES void folio_bf16_to_f32(const uint16_t *src, size_t n, float *dst) {
 /* Scattered rows are gathered in chunks of about GATHER_AHEAD records (whole tokens when
    rows are summed per token): while chunk k is decoded, every cache line of chunk k + 1 has
    already been asked for with a prefetch into L2 (prefetcht1). Measured on this AMD EPYC
-   (Zen 4) with 12 random rows per token, 2 MiB pages: int4/g32 25 M rows/s and int8 21 M
-   against 16.7 M and 12.3 M for the earlier scheme (one load per line of a chunk, then its
-   decoding: the loads hold up retirement so memory and arithmetic never overlap); prefetches
-   into L1 (prefetcht0) were slower than either, 11-13 M, and a load-based lookahead
-   interleaved with decoding 3.5 M. */
-#define GATHER_AHEAD 48
+   (Zen 4) with 12 random rows per token, 2 MiB pages, in a throwaway C harness: int4/g32
+   25 M rows/s and int8 21 M against 16.7 M and 12.3 M for the earlier scheme (one load per
+   line of a chunk, then its decoding: the loads hold up retirement so memory and arithmetic
+   never overlap); prefetches into L1 (prefetcht0) were slower than either, 11-13 M, and a
+   load-based lookahead interleaved with decoding 3.5 M. Through `folio bench lookups
+   --resident`, chunks of 24 to 144 records were within the machine's noise for int4, and
+   for int8 96 was among the fastest (about 21 M rows/s, 1 thread). */
+#define GATHER_AHEAD 96
 #define PREFETCH_L2(p) __builtin_prefetch((p), 0, 2)
 
 static inline void prefetch_record(const uint8_t *p, size_t size) {

@@ -64,6 +64,9 @@ public enum FileSystem {
     /// Page faults and peak resident set of this process so far.
     public static func resourceUsage() -> (minorFaults: Int, majorFaults: Int, peakRSSBytes: Int) { Sys.resourceUsage() }
 
+    /// Bytes of this process's anonymous memory backed by 2 MiB pages (nil if unknown).
+    public static func anonHugePageBytes() -> Int? { Sys.anonHugePageBytes() }
+
     /// Drops a file's clean, unmapped pages from the page cache (for cold-cache benchmarks).
     public static func dropCachedPages(_ path: String) throws { try Sys.dropCachedPages(path) }
 

@@ -41,6 +41,7 @@ public final class MappedFile: @unchecked Sendable {
                 Sys.unmap(m.map, length: m.mapLength)
                 throw FolioError.system(error)
             }
+            Sys.collapseHuge(m.start, length: Int(size))
             Sys.protectReadOnly(m.start, length: Int(size))
             base = m.start
             anonymous = (m.map, m.mapLength)

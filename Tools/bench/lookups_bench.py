@@ -845,6 +845,8 @@ def main():
             note = f"AnonHugePages {d['anon_huge_kb'] / 1024:.0f} MiB"
         if r["engine"] == "folio":
             note = f"faults major {d.get('major_faults')} minor {d.get('minor_faults')}"
+            if args.resident and d.get("anon_huge_bytes", -1) >= 0:
+                note += f", 2 MiB pages {d['anon_huge_bytes'] / 2**20:.0f} MiB"
         ratio = f"{r['folio_ratio']:.2f}" if r["folio_ratio"] else "-"
         print(f"{r['scheme']:6s} {r['threads']:>2d}  {r['engine']:11s} {r['rows_per_second']:>14,.0f} "
               f"{r['tokens_per_second']:>12,.0f} {ratio:>8s}  {note.lstrip(', ')}")

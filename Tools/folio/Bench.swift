@@ -119,6 +119,7 @@ struct Bench: ParsableCommand {
             if let idsOut { try NumPyWriter.writeInt64(ids, shape: [tokens, bench.tables.count], to: idsOut) }
             let r = try bench.run(ids: ids, batch: batch, threads: threads, mode: touchOnly ? .touch : .decode, willNeedAhead: willneedAhead,
                                   cacheRows: cacheRows, readers: readers)
+            let huge = FileSystem.anonHugePageBytes() ?? -1
             let hitRate = r.cacheHits + r.cacheMisses > 0 ? Double(r.cacheHits) / Double(r.cacheHits + r.cacheMisses) : 0
             let tps = Double(r.tokens) / r.seconds, rps = Double(r.rows) / r.seconds, bps = Double(r.bytes) / r.seconds
             if json {
@@ -129,14 +130,14 @@ struct Bench: ParsableCommand {
                     ("checksum", .double(r.checksum)),
                     ("tables", .int(bench.tables.count)), ("tokens", .int(r.tokens)), ("threads", .int(threads)), ("batch", .int(batch)),
                     ("seconds", .double(r.seconds)), ("mode", .string(touchOnly ? "touch" : "decode")),
-                    ("cache_rows", .int(cacheRows)), ("cache_hit_rate", .double(hitRate)),
+                    ("cache_rows", .int(cacheRows)), ("cache_hit_rate", .double(hitRate)), ("anon_huge_bytes", .int(huge)),
                 ]).serialized())
             } else {
                 emit("""
                 \(r.tokens) tokens x \(bench.tables.count) tables (\(bench.tables[0].encoding.name), \(bench.width) values), \(threads) thread(s), batch \(batch)\(touchOnly ? ", touch only" : ""):
                   \(fmt(tps, 0)) tokens/s, \(fmt(rps / 1e6, 2)) M rows/s, \(fmt(bps / 1e9, 3)) GB/s of records
                   batch p50 \(fmt(r.percentile(0.5) * 1e3, 3)) ms, p99 \(fmt(r.percentile(0.99) * 1e3, 3)) ms
-                  faults: \(r.majorFaults) major, \(r.minorFaults) minor; peak RSS \(fmt(Double(r.peakRSSBytes) / 1e6, 1)) MB; checksum \(r.checksum)\(cacheRows > 0 ? "\n  row cache: \(cacheRows) rows, hit rate \(fmt(hitRate * 100, 1)) %" : "")
+                  faults: \(r.majorFaults) major, \(r.minorFaults) minor; peak RSS \(fmt(Double(r.peakRSSBytes) / 1e6, 1)) MB\(resident ? "; 2 MiB pages \(fmt(Double(huge) / 1e6, 1)) MB" : ""); checksum \(r.checksum)\(cacheRows > 0 ? "\n  row cache: \(cacheRows) rows, hit rate \(fmt(hitRate * 100, 1)) %" : "")
                 """)
             }
         }

@@ -87,6 +87,28 @@ enum Sys {
         return (p, total, start)
     }
 
+    /// Asks the kernel to back [p, p + length) with 2 MiB pages now (MADV_COLLAPSE, Linux 6.1):
+    /// MADV_HUGEPAGE alone falls back to 4 KiB pages whenever no free 2 MiB block is at hand
+    /// at fault time. Best effort: older kernels and a lack of free blocks leave it as it is.
+    static func collapseHuge(_ p: UnsafeMutableRawPointer, length: Int) {
+        _ = madvise(p, length, 25)  // MADV_COLLAPSE
+    }
+
+    /// AnonHugePages of /proc/self/smaps_rollup in bytes (nil where it cannot be read).
+    static func anonHugePageBytes() -> Int? {
+        guard let f = fopen("/proc/self/smaps_rollup", "r") else { return nil }
+        defer { fclose(f) }
+        var line = [CChar](repeating: 0, count: 256)
+        while fgets(&line, 256, f) != nil {
+            let s = String(decoding: line.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+            if s.hasPrefix("AnonHugePages:") {
+                let kb = s.dropFirst("AnonHugePages:".count).split(separator: " ").first.flatMap { Int($0) }
+                return kb.map { $0 * 1024 }
+            }
+        }
+        return nil
+    }
+
     static func protectReadOnly(_ p: UnsafeMutableRawPointer, length: Int) {
         _ = mprotect(p, length, PROT_READ)
     }
