@@ -105,6 +105,20 @@ struct EmbeddingTable: Sendable {
         }
     }
 
+    /// Asks the kernel to start reading the pages that hold rows `ids` (ids outside the table
+    /// are skipped; the gather reports them). For a table that is not in the page cache, the
+    /// reads of a whole step are then in flight together instead of one page fault at a time.
+    func willNeed(rows ids: some Sequence<Int64>) {
+        for r in ids where r >= 0 && r < Int64(rows) {
+            var lo = 0, hi = parts.count - 1
+            while lo < hi {
+                let mid = (lo + hi + 1) / 2
+                if Int64(parts[mid].firstRow) <= r { lo = mid } else { hi = mid - 1 }
+            }
+            parts[lo].file.willNeed(parts[lo].tensor, rows: CollectionOfOne(Int(r) - parts[lo].firstRow))
+        }
+    }
+
     func gather(rows ids: [Int64], into out: UnsafeMutablePointer<Float>, stride: Int? = nil) throws {
         let stride = stride ?? width
         if parts.count == 1 {
