@@ -30,6 +30,7 @@ let package = Package(
             providers: [.apt(["libzstd-dev"])]
         ),
         .target(name: "CFolioKernels"),
+        .target(name: "CFolioMath"),
         .systemLibrary(
             name: "COpenBLAS",
             path: "Sources/COpenBLAS",
@@ -40,7 +41,7 @@ let package = Package(
             dependencies: ["CXXHash", "CLZ4", "CZstd", "CFolioKernels"]
         ),
         .target(name: "FolioConvert", dependencies: ["Folio", .product(name: "ZIPFoundation", package: "ZIPFoundation")]),
-        .target(name: "FolioInference", dependencies: ["Folio", "COpenBLAS"]),
+        .target(name: "FolioInference", dependencies: ["Folio", "COpenBLAS", "CFolioMath"]),
         .executableTarget(
             name: "folio",
             dependencies: [
