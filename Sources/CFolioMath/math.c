@@ -126,3 +126,28 @@ CLONES void folio_silu_mul(float *gate, const float *up, size_t n) {
         for (size_t k = 0; k < left; k++) gate[i + k] = r[k];
     }
 }
+
+/* One row of the weights at a time, its dot product with x in four 8-lane accumulators:
+   the weights are read as a single sequential stream, which the hardware prefetchers follow
+   best. On this machine (AMD EPYC, one thread, 2048 x 768 float32 matrices, 377 MB in all)
+   this read 25 GB/s against 15.6 GB/s for OpenBLAS's sgemv and 16.6 GB/s for a kernel that
+   interleaves four rows. */
+#define HSUM(v) ({ v8f h_ = (v); ((h_[0] + h_[1]) + (h_[2] + h_[3])) + ((h_[4] + h_[5]) + (h_[6] + h_[7])); })
+CLONES void folio_gemv(const float *w, size_t n, size_t k, const float *x, float *y, int accumulate) {
+    size_t k32 = k & ~(size_t)31, k8 = k & ~(size_t)7;
+    for (size_t r = 0; r < n; r++) {
+        const float *row = w + r * k;
+        v8f a = SPLAT(0.0f), b = a, c = a, d = a;
+        size_t i = 0;
+        for (; i < k32; i += 32) {
+            a += LOAD8(row + i) * LOAD8(x + i);
+            b += LOAD8(row + i + 8) * LOAD8(x + i + 8);
+            c += LOAD8(row + i + 16) * LOAD8(x + i + 16);
+            d += LOAD8(row + i + 24) * LOAD8(x + i + 24);
+        }
+        for (; i < k8; i += 8) a += LOAD8(row + i) * LOAD8(x + i);
+        float s = HSUM((a + b) + (c + d));
+        for (; i < k; i++) s += row[i] * x[i];
+        y[r] = accumulate ? y[r] + s : s;
+    }
+}

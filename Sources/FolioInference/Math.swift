@@ -68,7 +68,7 @@ enum Math {
                 for r in 0..<m { (p.y + r * n + lo).update(from: bias + lo, count: cols) }
             }
             if m == 1 {
-                cblas_sgemv(CblasRowMajor, CblasNoTrans, Int32(cols), Int32(k), 1, p.w + lo * k, Int32(k), p.x, 1, p.b == nil ? 0 : 1, p.y + lo, 1)
+                folio_gemv(p.w + lo * k, cols, k, p.x, p.y + lo, p.b == nil ? 0 : 1)
             } else {
                 cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(m), Int32(cols), Int32(k), 1, p.x, Int32(k), p.w + lo * k, Int32(k),
                             p.b == nil ? 0 : 1, p.y + lo, Int32(n))
@@ -98,8 +98,7 @@ enum Math {
                     for r in 0..<m { (o.out + r * n + a).update(from: bias + a, count: cols) }
                 }
                 if m == 1 {
-                    cblas_sgemv(CblasRowMajor, CblasNoTrans, Int32(cols), Int32(k), 1, o.weight + a * k, Int32(k), xs.p, 1,
-                                o.bias == nil ? 0 : 1, o.out + a, 1)
+                    folio_gemv(o.weight + a * k, cols, k, xs.p, o.out + a, o.bias == nil ? 0 : 1)
                 } else {
                     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(m), Int32(cols), Int32(k), 1, xs.p, Int32(k), o.weight + a * k,
                                 Int32(k), o.bias == nil ? 0 : 1, o.out + a, Int32(n))

@@ -9,7 +9,8 @@ The model (hidden 768, 10 layers, 12 heads, 4 KV heads, MLP 2048, vocab 32000, s
 lm_head: about 110M parameters) is written with numpy as a Hugging Face folder, converted to
 .folio by `folio convert`, and to GGUF with the `gguf` package (llama.cpp's names, a
 placeholder SentencePiece-style vocabulary of the same size). Every runner gets the same
-random prompt ids and decodes greedily; the figures are the best of three runs each.
+random prompt ids and decodes greedily; the runners take turns (one trial each per round,
+--rounds rounds, 3 by default) and the figures are each one's best prefill and best decode.
 Prefill: prompt tokens / prompt time. Decode: generated tokens after the first / their time.
 """
 import argparse
@@ -97,26 +98,23 @@ def write_gguf(path, w):
     wr.close()
 
 
-def bench_folio(folio, model, prompt, gen):
-    best = None
-    for _ in range(3):
+def folio_trial(folio, model, prompt, gen):
+    def trial():
         out = subprocess.run([folio, "run", model, "--tokens", ",".join(map(str, prompt)), "--max-tokens", str(gen), "--json"],
                              check=True, capture_output=True, text=True).stdout
         r = json.loads(out)
         assert len(r["tokens"]) == gen, r["tokens"]
-        pair = (r["prompt_tokens_per_second"], r["tokens_per_second"])
-        best = pair if best is None else (max(best[0], pair[0]), max(best[1], pair[1]))
-    return best
+        return (r["prompt_tokens_per_second"], r["tokens_per_second"])
+    return trial
 
 
-def bench_mlx(folder, prompt, gen):
+def mlx_trial(folder, prompt, gen):
     import mlx.core as mx
     mx.set_default_device(mx.cpu)
     from mlx_lm.utils import load_model
     from mlx_lm.models.cache import make_prompt_cache
     model, _ = load_model(__import__("pathlib").Path(folder))
-    best = None
-    for _ in range(3):
+    def trial():
         cache = make_prompt_cache(model)
         t0 = time.perf_counter()
         logits = model(mx.array(prompt)[None], cache=cache)
@@ -128,16 +126,14 @@ def bench_mlx(folder, prompt, gen):
             tok = mx.argmax(logits[0, -1])
             mx.eval(tok)
         t2 = time.perf_counter()
-        pair = (len(prompt) / (t1 - t0), (gen - 1) / (t2 - t1))
-        best = pair if best is None else (max(best[0], pair[0]), max(best[1], pair[1]))
-    return best
+        return (len(prompt) / (t1 - t0), (gen - 1) / (t2 - t1))
+    return trial
 
 
-def bench_llamacpp(path, prompt, gen):
+def llamacpp_trial(path, prompt, gen):
     from llama_cpp import Llama
     llm = Llama(model_path=path, n_ctx=len(prompt) + gen + 8, n_threads=2, n_threads_batch=2, n_batch=512, verbose=False)
-    best = None
-    for _ in range(3):
+    def trial():
         llm.reset()
         t0 = time.perf_counter()
         llm.eval(prompt)
@@ -147,9 +143,8 @@ def bench_llamacpp(path, prompt, gen):
             llm.eval([tok])
             tok = int(np.argmax(llm.scores[llm.n_tokens - 1]))
         t2 = time.perf_counter()
-        pair = (len(prompt) / (t1 - t0), (gen - 1) / (t2 - t1))
-        best = pair if best is None else (max(best[0], pair[0]), max(best[1], pair[1]))
-    return best
+        return (len(prompt) / (t1 - t0), (gen - 1) / (t2 - t1))
+    return trial
 
 
 def main():
@@ -158,6 +153,7 @@ def main():
     ap.add_argument("--prompt", type=int, default=128)
     ap.add_argument("--gen", type=int, default=64)
     ap.add_argument("--skip", default="", help="comma-separated peers to skip: mlx, llamacpp")
+    ap.add_argument("--rounds", type=int, default=3, help="rounds; each runs every runner once, in turn")
     a = ap.parse_args()
     rng = np.random.default_rng(1)
     prompt = [int(x) for x in rng.integers(3, CFG["vocab_size"], a.prompt)]
@@ -168,13 +164,21 @@ def main():
         write_hf(hf, w)
         model = os.path.join(d, "model.folio")
         subprocess.run([a.folio, "convert", hf, model], check=True, stdout=subprocess.DEVNULL)
-        results = {"folio": bench_folio(a.folio, model, prompt, a.gen)}
+        trials = {"folio": folio_trial(a.folio, model, prompt, a.gen)}
         if "mlx" not in a.skip:
-            results["mlx-lm"] = bench_mlx(hf, prompt, a.gen)
+            trials["mlx-lm"] = mlx_trial(hf, prompt, a.gen)
         if "llamacpp" not in a.skip:
             g = os.path.join(d, "model.gguf")
             write_gguf(g, w)
-            results["llama.cpp"] = bench_llamacpp(g, prompt, a.gen)
+            trials["llama.cpp"] = llamacpp_trial(g, prompt, a.gen)
+        # Runners take turns, one trial each per round, so that a slow spell of the machine
+        # falls on all of them; the best prefill and the best decode of each are kept.
+        results = {}
+        for _ in range(a.rounds):
+            for k, trial in trials.items():
+                p, g = trial()
+                best = results.get(k)
+                results[k] = (p, g) if best is None else (max(best[0], p), max(best[1], g))
         print(f"llama-shaped random model, {params / 1e6:.1f}M parameters, float32; prompt {a.prompt} tokens, {a.gen} generated; nproc {os.cpu_count()}")
         print(f"{'runner':<10} {'prefill tok/s':>14} {'decode tok/s':>13} {'Folio prefill x':>16} {'Folio decode x':>15}")
         f = results["folio"]

@@ -18,4 +18,8 @@ void folio_gelu_erf(float *x, size_t n);
 /// gate = silu(gate) * up = gate / (1 + exp(-gate)) * up, in place.
 void folio_silu_mul(float *gate, const float *up, size_t n);
 
+/// y[r] = dot(w[r, 0..<k], x) for r < n (w row-major), or added to y[r] when `accumulate`
+/// is non-zero: a matrix-vector product that streams the weights once, in order.
+void folio_gemv(const float *w, size_t n, size_t k, const float *x, float *y, int accumulate);
+
 #endif
