@@ -41,7 +41,7 @@ let package = Package(
             dependencies: ["CXXHash", "CLZ4", "CZstd", "CFolioKernels"]
         ),
         .target(name: "FolioConvert", dependencies: ["Folio", .product(name: "ZIPFoundation", package: "ZIPFoundation")]),
-        .target(name: "FolioInference", dependencies: ["Folio", "COpenBLAS", "CFolioMath"]),
+        .target(name: "FolioInference", dependencies: ["Folio", "COpenBLAS", "CFolioMath", "CFolioKernels"]),
         .executableTarget(
             name: "folio",
             dependencies: [

@@ -572,11 +572,16 @@ static void *pool_worker(void *arg) {
     return NULL;
 }
 
-/* Runs fn(ctx, p, parts) for p < parts, part 0 on the calling thread. One job at a time. */
+/* Runs fn(ctx, p, parts) for p < parts, part 0 on the calling thread. One job at a time:
+   while the pool is busy (another caller, or a call from inside a job) the parts run one
+   after another on the calling thread instead of waiting. */
 static void pool_run(void (*fn)(void *, size_t, size_t), void *ctx, size_t parts) {
     if (parts <= 1) { fn(ctx, 0, 1); return; }
     if (parts > POOL_MAX) parts = POOL_MAX;
-    pthread_mutex_lock(&pool_submit);
+    if (pthread_mutex_trylock(&pool_submit) != 0) {
+        for (size_t p = 0; p < parts; p++) fn(ctx, p, parts);
+        return;
+    }
     while (pool_workers < parts - 1) {
         pthread_t t;
         if (pthread_create(&t, NULL, pool_worker, (void *)pool_workers) != 0) break;
@@ -593,6 +598,10 @@ static void pool_run(void (*fn)(void *, size_t, size_t), void *ctx, size_t parts
     fn(ctx, 0, parts);
     while (atomic_load_explicit(&pool_remaining, memory_order_acquire) != 0) CPU_RELAX();
     pthread_mutex_unlock(&pool_submit);
+}
+
+void folio_parallel(size_t parts, void (*fn)(void *ctx, size_t part, size_t parts), void *ctx) {
+    pool_run(fn, ctx, parts ? parts : 1);
 }
 
 typedef struct {

@@ -88,7 +88,7 @@ enum Attention {
         if count * total * heads < 1 << 14 {
             for h in 0..<heads { work(h) }
         } else {
-            DispatchQueue.concurrentPerform(iterations: heads) { work($0) }
+            Math.parallelFor(heads) { work($0) }
         }
     }
 }

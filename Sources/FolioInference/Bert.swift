@@ -147,7 +147,7 @@ final class BertModel: @unchecked Sendable {
                     v.withUnsafeBufferPointer { vb in
                         let shared = SendablePointers(q: qb.baseAddress!, k: kb.baseAddress!, v: vb.baseAddress!, out: cb.baseAddress!)
                         _ = Math.setUp
-                        DispatchQueue.concurrentPerform(iterations: batch * heads) { job in
+                        Math.parallelFor(batch * heads) { job in
                             let b = job / heads, head = job % heads
                             let n = lengths[b]
                             var scores = [Float](repeating: 0, count: L * n)

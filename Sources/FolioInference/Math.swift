@@ -1,4 +1,5 @@
 import COpenBLAS
+import CFolioKernels
 import CFolioMath
 import Dispatch
 import Foundation
@@ -30,12 +31,32 @@ enum Math {
     static let cores = max(1, ProcessInfo.processInfo.activeProcessorCount)
     static let setUp: Void = { openblas_set_num_threads(1) }()
 
+    /// Runs `body(p)` for p in 0..<parts (at most 64), on the calling thread and the spinning
+    /// pool of the storage layer's lookups (folio_parallel): a decoding step has dozens of
+    /// parallel regions of tens of microseconds each, too short to wake sleeping threads for.
+    static func parallelParts(_ parts: Int, _ body: @Sendable (Int) -> Void) {
+        _ = setUp
+        if parts <= 1 { if parts == 1 { body(0) }; return }
+        withoutActuallyEscaping(body) { b in
+            var f = b
+            withUnsafeMutablePointer(to: &f) { ptr in
+                folio_parallel(parts, { ctx, p, _ in ctx!.assumingMemoryBound(to: (@Sendable (Int) -> Void).self).pointee(p) }, ptr)
+            }
+        }
+    }
+
+    /// Runs `body(i)` for i in 0..<count in one contiguous range per core.
+    static func parallelFor(_ count: Int, _ body: @Sendable (Int) -> Void) {
+        let parts = min(count, cores)
+        if parts <= 1 { for i in 0..<count { body(i) }; return }
+        parallelParts(parts) { p in for i in (count * p / parts)..<(count * (p + 1) / parts) { body(i) } }
+    }
+
     /// Runs `body(lo, hi)` over `count` rows split into one block per core.
     static func parallelRows(_ count: Int, minRows: Int = 16, _ body: @Sendable (Int, Int) -> Void) {
-        _ = setUp
         let blocks = min(cores, max(1, count / minRows))
-        if blocks == 1 { body(0, count); return }
-        DispatchQueue.concurrentPerform(iterations: blocks) { b in body(count * b / blocks, count * (b + 1) / blocks) }
+        if blocks == 1 { _ = setUp; body(0, count); return }
+        parallelParts(blocks) { b in body(count * b / blocks, count * (b + 1) / blocks) }
     }
 
     /// `y[m, n] = x[m, k] · w[n, k]^T (+ bias[n])`: a linear layer with PyTorch's [out, in] weights.
@@ -59,7 +80,7 @@ enum Math {
         }
         _ = setUp
         let blocks = cores
-        DispatchQueue.concurrentPerform(iterations: blocks) { b in
+        parallelParts(blocks) { b in
             // Column blocks on 16-value boundaries keep each core's weight rows apart.
             let lo = (n * b / blocks) & ~15, hi = b == blocks - 1 ? n : (n * (b + 1) / blocks) & ~15
             let cols = hi - lo
@@ -88,7 +109,7 @@ enum Math {
         let total = outputs.reduce(0) { $0 + $1.count }
         let starts = outputs.reduce(into: [0]) { $0.append($0.last! + $1.count) }
         let xs = SendableMut(p: UnsafeMutablePointer(mutating: x))
-        DispatchQueue.concurrentPerform(iterations: cores) { b in
+        parallelParts(cores) { b in
             let lo = (total * b / cores) & ~15, hi = b == cores - 1 ? total : (total * (b + 1) / cores) & ~15
             for (i, o) in outputs.enumerated() {
                 let a = max(lo, starts[i]) - starts[i], e = min(hi, starts[i + 1]) - starts[i]

@@ -67,6 +67,12 @@ void folio_gather_paged(size_t threads, int sum, int kind, size_t group, const u
                         const int64_t *rows, size_t n, size_t tables, uint64_t rows_per_page, uint64_t block,
                         uint64_t row_stride, size_t width, size_t record_size, float *out, size_t out_stride);
 
+/// Runs fn(ctx, p, parts) for every p < parts (at most 64) on the calling thread and the
+/// workers of a small pool that spin for a few milliseconds after each job (waking sleeping
+/// threads costs tens of microseconds, more than many jobs take). One job at a time; a call
+/// made while the pool is busy runs its parts one after another on the calling thread.
+void folio_parallel(size_t parts, void (*fn)(void *ctx, size_t part, size_t parts), void *ctx);
+
 /// The random-access ceiling: reads one byte of every 64-byte cache line that the records
 /// at base + offsets[i] (record_size bytes each) touch, and nothing else; returns the sum
 /// of the bytes read.
