@@ -50,7 +50,7 @@ let package = Package(
             ],
             path: "Tools/folio"
         ),
-        .testTarget(name: "FolioTests", dependencies: ["Folio"]),
+        .testTarget(name: "FolioTests", dependencies: ["Folio", "CFolioKernels"]),
         .testTarget(name: "FolioConvertTests", dependencies: ["Folio", "FolioConvert"]),
         .testTarget(name: "FolioInferenceTests", dependencies: ["Folio", "FolioConvert", "FolioInference"]),
         .testTarget(name: "FolioCLITests", dependencies: ["Folio", "FolioConvert", "folio"]),

@@ -1,5 +1,6 @@
 #include "folio_kernels.h"
 #include <string.h>
+#include <stdatomic.h>
 
 /* Explicit 8-lane vectors (clang vector extensions): the loops need no fast-math to
    vectorize, and the rounding trick (v + 1.5*2^23) - 1.5*2^23 stays exact because nothing
@@ -348,12 +349,21 @@ static void sum_int8_avx512(const uint8_t *const *recs, size_t n, size_t width, 
 #undef ADD_X
 #undef STORE_ACC
 #undef DEC8
-static int have_avx512, have_avx512bw;
+/* Set once at load time; folio_kernels_use_avx512 may clear them (tests of the portable
+   paths) while other threads read them, hence relaxed atomics. */
+static _Atomic int have_avx512, have_avx512bw;
+void folio_kernels_use_avx512(int on) {
+    __builtin_cpu_init();
+    int f = on && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("f16c");
+    atomic_store_explicit(&have_avx512, f, memory_order_relaxed);
+    atomic_store_explicit(&have_avx512bw, f && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl"), memory_order_relaxed);
+}
 __attribute__((constructor)) static void folio_detect_cpu(void) {
     __builtin_cpu_init();
-    have_avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("f16c");
-    have_avx512bw = have_avx512 && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl");
+    folio_kernels_use_avx512(1);
 }
+#else
+void folio_kernels_use_avx512(int on) { (void)on; }
 #endif
 
 ROW_CLONES static void row_int4_groups_generic(const uint8_t *rec, size_t width, size_t group, float *o, int acc) {
@@ -399,7 +409,7 @@ ROW_CLONES static void row_plain(int kind, const uint8_t *rec, size_t width, flo
 
 static inline void row_int4_groups(const uint8_t *rec, size_t width, size_t group, float *o, int acc) {
 #if defined(__x86_64__) && !defined(FOLIO_NO_CLONES)
-    if (have_avx512 && group % 32 == 0) { row_int4_groups_avx512(rec, width, group, o, acc); return; }
+    if (atomic_load_explicit(&have_avx512, memory_order_relaxed) && group % 32 == 0) { row_int4_groups_avx512(rec, width, group, o, acc); return; }
 #endif
     row_int4_groups_generic(rec, width, group, o, acc);
 }
@@ -428,7 +438,7 @@ uint32_t folio_touch_sink;
 /* The n records at recs summed into out (acc: added to what out holds). */
 static inline void decode_sum(int kind, size_t group, const uint8_t *const *recs, size_t n, size_t width, float *out, int acc) {
 #if defined(__x86_64__) && !defined(FOLIO_NO_CLONES)
-    if (have_avx512bw) {
+    if (atomic_load_explicit(&have_avx512bw, memory_order_relaxed)) {
         if (kind == FOLIO_ROW_INT4_GROUPS && group % 32 == 0) { sum_int4_avx512(recs, n, width, group, out, acc); return; }
         if (kind == FOLIO_ROW_INT8) { sum_int8_avx512(recs, n, width, out, acc); return; }
     }

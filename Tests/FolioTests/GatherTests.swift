@@ -1,4 +1,5 @@
 import Testing
+import CFolioKernels
 @testable import Folio
 
 /// The lookup kernel (C, prefetching, store or accumulate) against the row codec, bit for bit.
@@ -59,6 +60,19 @@ import Testing
     /// and tables of different layouts (offsets computed by the caller), 1 and 2 threads.
     @Test(arguments: [Encoding.int8(group: nil), .int4(group: 32), .int4(group: 64), .int8(group: 32), .plain(.f16)])
     func gatherSumEqualsRowByRow(_ enc: Encoding) throws {
+        try Self.checkGatherSum(enc)
+    }
+
+    /// The same with the AVX-512 kernels switched off: the portable paths that machines
+    /// without AVX-512 take. (Tests running meanwhile may take either path; both give the
+    /// same bits.)
+    @Test func gatherSumWithoutAVX512() throws {
+        folio_kernels_use_avx512(0)
+        defer { folio_kernels_use_avx512(1) }
+        for enc in [Encoding.int8(group: nil), .int4(group: 32), .int4(group: 64)] { try Self.checkGatherSum(enc) }
+    }
+
+    static func checkGatherSum(_ enc: Encoding) throws {
         for width in Self.widths(enc) where width >= 32 {
             let dir = TempDir()
             let p = dir.file("t.folio")

@@ -67,6 +67,10 @@ void folio_gather_paged(size_t threads, int sum, int kind, size_t group, const u
                         const int64_t *rows, size_t n, size_t tables, uint64_t rows_per_page, uint64_t block,
                         uint64_t row_stride, size_t width, size_t record_size, float *out, size_t out_stride);
 
+/// Lets the lookup kernels use their AVX-512 versions (on, where the CPU has them; the
+/// default) or only the portable ones (off), which give the same values bit for bit.
+void folio_kernels_use_avx512(int on);
+
 /// Runs fn(ctx, p, parts) for every p < parts (at most 64) on the calling thread and the
 /// workers of a small pool that spin for a few milliseconds after each job (waking sleeping
 /// threads costs tens of microseconds, more than many jobs take). One job at a time; a call
