@@ -29,7 +29,6 @@ struct LinearOutput: @unchecked Sendable {
 /// own threads busy-wait between calls and fight the attention workers for the cores.
 enum Math {
     static let cores = max(1, ProcessInfo.processInfo.activeProcessorCount)
-    static let colSplit = ProcessInfo.processInfo.environment["FOLIO_COLSPLIT"] != nil
     static let setUp: Void = { openblas_set_num_threads(1) }()
 
     /// Runs `body(p)` for p in 0..<parts (at most 64), on the calling thread and the spinning
@@ -66,7 +65,7 @@ enum Math {
     static func linear(_ x: UnsafePointer<Float>, rows m: Int, inFeatures k: Int, weight w: UnsafePointer<Float>, outFeatures n: Int,
                        bias: UnsafePointer<Float>?, into y: UnsafeMutablePointer<Float>) {
         let p = SendableRaw(x: x, w: w, b: bias, y: y)
-        if (m >= 4 * cores && !colSplit) || cores == 1 || n < 64 {
+        if m >= 4 * cores || cores == 1 || n < 64 {
             parallelRows(m) { lo, hi in
                 let rows = hi - lo
                 guard rows > 0 else { return }
