@@ -26,6 +26,10 @@ final class Weight: @unchecked Sendable {
             values = base.assumingMemoryBound(to: Float.self)
             owned = nil
             self.file = file
+            // Fill the mapping's page tables now (MADV_POPULATE_READ, reading from disk what
+            // the page cache lacks), as llama.cpp maps its weights with MAP_POPULATE: the
+            // first forward pass would otherwise take a page fault per 4 KiB of weights.
+            file.advise(t, .populate)
         } else {
             let p = UnsafeMutablePointer<Float>.allocate(capacity: max(1, count))
             if count > 0 {
