@@ -188,10 +188,6 @@ final class LongcatNgramModel: CausalLM, @unchecked Sendable {
         try x.withUnsafeMutableBufferPointer { try words.gather(tokens, into: $0.baseAddress!) }
         let (ids, history) = ngramIDs(tokens, history: state.history)
         state.history = history
-        // rows[t, i·w ..< (i+1)·w] = table i's row for token t (h = count · w), the rows of
-        // all tables fetched together by the lookup kernel. One thread: the lookup pool's
-        // workers spin after a job and would take a core from the matmuls that follow, for
-        // a gather that is a small part of a step.
         // First the kernel is asked for every page these rows are on (MADV_WILLNEED, one call
         // per row), so that rows not yet in memory are read together rather than one page
         // fault at a time (the gain `bench lookups --willneed-ahead` measures). When the pages
@@ -199,9 +195,12 @@ final class LongcatNgramModel: CausalLM, @unchecked Sendable {
         // measured with `bench lookups --batch 1 --willneed-ahead 1`), small beside a step of
         // a model whose tables need it.
         for (k, table) in tables.enumerated() { table.willNeed(rows: stride(from: k, to: ids.count, by: count).lazy.map { ids[$0] }) }
+        // rows[t, i·w ..< (i+1)·w] = table i's row for token t (h = count · w), the rows of
+        // all tables fetched together by the lookup kernel, the tokens split over the cores
+        // on the same spinning pool as the matmuls (a decoding step's one token takes one).
         var rows = [Float](repeating: 0, count: n * h)
         try rows.withUnsafeMutableBufferPointer {
-            try EmbeddingTable.gather(tables, rows: ids, into: $0.baseAddress!, stride: count * w, threads: 1)
+            try EmbeddingTable.gather(tables, rows: ids, into: $0.baseAddress!, stride: count * w, threads: Math.cores)
         }
         var proj = [Float](repeating: 0, count: n * h)
         Math.linear(rows, rows: n, inFeatures: h, weight: postProj.values, outFeatures: h, bias: nil, into: &proj)
