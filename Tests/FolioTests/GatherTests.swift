@@ -122,4 +122,35 @@ import CFolioKernels
             }
         }
     }
+
+    /// More tables than one lookahead chunk holds (one token a chunk) and more than the
+    /// kernel's record ring holds (no lookahead): still every row, summed in table order.
+    @Test(arguments: [100, 300]) func manyTables(_ tables: Int) throws {
+        let dir = TempDir()
+        let p = dir.file("t.folio")
+        let rows = 20, width = 32
+        let plans = (0..<tables).map { TensorPlan(name: "t\($0)", encoding: .int4(group: 32), shape: [rows, width], paged: true, sourceDType: .f32) }
+        let w = try FolioWriter(path: p, tensors: plans, files: [], metadata: nil, pageSize: 4096)
+        var g = Gaussian(seed: 21)
+        for _ in plans { try g.values(rows * width).withUnsafeBufferPointer { try w.appendRows($0) } }
+        try w.finish()
+        let f = try FolioFile(path: p)
+        let set = try (0..<tables).map { try f.requireTensor("t\($0)") }
+        var rng = Gaussian(seed: 22)
+        let tokens = 5
+        let ids = (0..<tokens * tables).map { _ in Int64(rng.nextUInt() % UInt64(rows)) }
+        var want = [Float](repeating: 0, count: tokens * width), row = [Float](repeating: 0, count: width)
+        for i in 0..<tokens {
+            for (k, t) in set.enumerated() {
+                try row.withUnsafeMutableBufferPointer { try f.readRow(t, Int(ids[i * tables + k]), into: $0) }
+                for j in 0..<width { want[i * width + j] = k == 0 ? row[j] : want[i * width + j] + row[j] }
+            }
+        }
+        for threads in [1, 2] {
+            var got = [Float](repeating: .nan, count: tokens * width)
+            try ids.withUnsafeBufferPointer { try f.gatherSum(set, rows: $0, into: &got, stride: width, threads: threads) }
+            let bad = (0..<got.count).first { got[$0].bitPattern != want[$0].bitPattern }
+            #expect(bad == nil, "\(tables) tables, \(threads) threads: first difference at \(bad ?? -1)")
+        }
+    }
 }
