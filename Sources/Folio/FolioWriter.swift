@@ -29,8 +29,7 @@ public final class FolioWriter {
     private var current = 0
     private var written = 0  // bytes of the current item
     private var rowsWritten = 0
-    private let chunkHash = StreamingHash()
-    private var chunkHashes: [UInt64] = []
+    private var data: DataStream
     private var scratch: [UInt8] = []
 
     enum Item {
@@ -135,6 +134,7 @@ public final class FolioWriter {
         items = fileEntries.map { .file($0) } + infos.map { .tensor($0) }
 
         out = try AtomicOutput(destination: path)
+        data = DataStream(out: out, dataStart: end, chunkSize: chunkSize)
         var pre = FolioFormat.magic
         pre += le(FolioFormat.version) + le(UInt32(0)) + le(UInt64(headerBytes.count)) + le(hash)
         try out.write(pre)
@@ -206,20 +206,7 @@ public final class FolioWriter {
     // MARK: Data
 
     /// Data bytes go through here: hashed per chunk and buffered.
-    private func emit(_ bytes: UnsafeRawBufferPointer) throws {
-        var src = bytes
-        let chunk = header.chunkSize
-        while !src.isEmpty {
-            let pos = out.position - dataStart
-            let room = chunk - pos % chunk
-            let n = min(room, src.count)
-            let part = UnsafeRawBufferPointer(rebasing: src[..<n])
-            chunkHash.update(part)
-            try out.write(part)
-            if n == room { chunkHashes.append(chunkHash.digest); chunkHash.reset() }
-            src = UnsafeRawBufferPointer(rebasing: src[n...])
-        }
-    }
+    private func emit(_ bytes: UnsafeRawBufferPointer) throws { try data.emit(bytes) }
 
     private func emitZeros(_ count: Int) throws {
         guard count > 0 else { return }
@@ -353,16 +340,8 @@ public final class FolioWriter {
         }
         // Empty tensors at the end still occupy their aligned start.
         try emitZeros(dataStart + header.dataSize - out.position)
-        if (out.position - dataStart) % header.chunkSize != 0 {
-            chunkHashes.append(chunkHash.digest)
-        }
-        precondition(chunkHashes.count == header.chunkCount, "chunk accounting")
-        var table: [UInt8] = []
-        table.reserveCapacity(chunkHashes.count * 8)
-        for h in chunkHashes { table += le(h) }
-        try out.write(table)
-        try out.write(le(Checksum.xxh3(table)))
-        try out.write(FolioFormat.endMagic)
+        precondition(data.hashes.count + (data.cursor % header.chunkSize != 0 ? 1 : 0) == header.chunkCount, "chunk accounting")
+        try data.finish()
         try out.commit()
     }
 

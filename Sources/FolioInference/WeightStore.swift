@@ -110,13 +110,19 @@ struct EmbeddingTable: Sendable {
     /// reads of a whole step are then in flight together instead of one page fault at a time.
     func willNeed(rows ids: some Sequence<Int64>) {
         for r in ids where r >= 0 && r < Int64(rows) {
-            var lo = 0, hi = parts.count - 1
-            while lo < hi {
-                let mid = (lo + hi + 1) / 2
-                if Int64(parts[mid].firstRow) <= r { lo = mid } else { hi = mid - 1 }
-            }
-            parts[lo].file.willNeed(parts[lo].tensor, rows: CollectionOfOne(Int(r) - parts[lo].firstRow))
+            let p = parts[part(of: r)]
+            p.file.willNeed(p.tensor, rows: CollectionOfOne(Int(r) - p.firstRow))
         }
+    }
+
+    /// The index of the part that holds row `r` (0 <= r < rows).
+    private func part(of r: Int64) -> Int {
+        var lo = 0, hi = parts.count - 1
+        while lo < hi {
+            let mid = (lo + hi + 1) / 2
+            if Int64(parts[mid].firstRow) <= r { lo = mid } else { hi = mid - 1 }
+        }
+        return lo
     }
 
     func gather(rows ids: [Int64], into out: UnsafeMutablePointer<Float>, stride: Int? = nil) throws {
@@ -129,13 +135,9 @@ struct EmbeddingTable: Sendable {
         var local: [[Int64]] = Array(repeating: [], count: parts.count), slot: [[Int]] = Array(repeating: [], count: parts.count)
         for (i, r) in ids.enumerated() {
             guard r >= 0, r < Int64(rows) else { throw InferenceError.badInput("row \(r) is outside the table (0..<\(rows))") }
-            var lo = 0, hi = parts.count - 1
-            while lo < hi {
-                let mid = (lo + hi + 1) / 2
-                if Int64(parts[mid].firstRow) <= r { lo = mid } else { hi = mid - 1 }
-            }
-            local[lo].append(r - Int64(parts[lo].firstRow))
-            slot[lo].append(i)
+            let k = part(of: r)
+            local[k].append(r - Int64(parts[k].firstRow))
+            slot[k].append(i)
         }
         for (k, p) in parts.enumerated() where !local[k].isEmpty {
             var tmp = [Float](repeating: 0, count: local[k].count * width)

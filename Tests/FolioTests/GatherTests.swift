@@ -94,18 +94,10 @@ import CFolioKernels
             let tokens = 203
             let ids = (0..<tokens * tables).map { _ in Int64(rng.nextUInt() % UInt64(rows)) }
             for set in [paged, mixed] where !set.isEmpty {
-                var want = [Float](repeating: 0, count: tokens * width), row = [Float](repeating: 0, count: width)
-                for i in 0..<tokens {
-                    for (k, t) in set.enumerated() {
-                        try row.withUnsafeMutableBufferPointer { try f.readRow(t, Int(ids[i * tables + k]), into: $0) }
-                        for j in 0..<width { want[i * width + j] = k == 0 ? row[j] : want[i * width + j] + row[j] }
-                    }
-                }
+                var row = [Float](repeating: 0, count: width)
                 for threads in [1, 2] {
-                    var got = [Float](repeating: .nan, count: tokens * width)
-                    try ids.withUnsafeBufferPointer { try f.gatherSum(set, rows: $0, into: &got, stride: width, threads: threads) }
-                    let bad = (0..<got.count).first { got[$0].bitPattern != want[$0].bitPattern }
-                    #expect(bad == nil, "\(enc.name) width \(width) threads \(threads) \(set.last!.name): first difference at \(bad ?? -1)")
+                    try Self.expectGatherSumMatches(f, set, ids: ids, width: width, threads: threads,
+                                                    "\(enc.name) width \(width) threads \(threads) \(set.last!.name)")
                     // The same rows side by side, unsummed (the runner's n-gram layout).
                     var each = [Float](repeating: .nan, count: tokens * tables * width)
                     try ids.withUnsafeBufferPointer { try f.gatherRows(set, rows: $0, into: &each, stride: width, threads: threads) }
@@ -139,6 +131,16 @@ import CFolioKernels
         var rng = Gaussian(seed: 22)
         let tokens = 5
         let ids = (0..<tokens * tables).map { _ in Int64(rng.nextUInt() % UInt64(rows)) }
+        for threads in [1, 2] {
+            try Self.expectGatherSumMatches(f, set, ids: ids, width: width, threads: threads, "\(tables) tables, \(threads) threads")
+        }
+    }
+
+    /// gatherSum of `ids` ([tokens, set.count]) against the rows read one by one and added in
+    /// table order, bit for bit.
+    static func expectGatherSumMatches(_ f: FolioFile, _ set: [TensorInfo], ids: [Int64], width: Int, threads: Int,
+                                       _ what: String) throws {
+        let tables = set.count, tokens = ids.count / tables
         var want = [Float](repeating: 0, count: tokens * width), row = [Float](repeating: 0, count: width)
         for i in 0..<tokens {
             for (k, t) in set.enumerated() {
@@ -146,11 +148,9 @@ import CFolioKernels
                 for j in 0..<width { want[i * width + j] = k == 0 ? row[j] : want[i * width + j] + row[j] }
             }
         }
-        for threads in [1, 2] {
-            var got = [Float](repeating: .nan, count: tokens * width)
-            try ids.withUnsafeBufferPointer { try f.gatherSum(set, rows: $0, into: &got, stride: width, threads: threads) }
-            let bad = (0..<got.count).first { got[$0].bitPattern != want[$0].bitPattern }
-            #expect(bad == nil, "\(tables) tables, \(threads) threads: first difference at \(bad ?? -1)")
-        }
+        var got = [Float](repeating: .nan, count: tokens * width)
+        try ids.withUnsafeBufferPointer { try f.gatherSum(set, rows: $0, into: &got, stride: width, threads: threads) }
+        let bad = (0..<got.count).first { got[$0].bitPattern != want[$0].bitPattern }
+        #expect(bad == nil, "\(what): first difference at \(bad ?? -1)")
     }
 }
