@@ -108,8 +108,12 @@ CLONES void folio_sym_codes(const float *x, size_t n, float s, int8_t *codes) {
     for (; i < n; i++) codes[i] = (int8_t)(int)roundf_even(clampf(x[i] * inv, -127.0f, 127.0f));
 }
 
-CLONES void folio_affine_pass(const float *x, size_t n, float s, float m, float top,
-                              double *err, double *sq, double *sqq, double *sx, double *sxq) {
+/* One round of the affine search for (s, m) as stored (already float16 values): the squared
+   error of the codes round(clamp((x - m) / s, 0, top)), and the sums of the least-squares
+   refit. */
+static inline __attribute__((always_inline))
+void affine_pass(const float *x, size_t n, float s, float m, float top,
+                 double *err, double *sq, double *sqq, double *sx, double *sxq) {
     const float inv = 1.0f / s;
     const v8f vinv = SPLAT(inv), vs = SPLAT(s), vm = SPLAT(m), lo = SPLAT(0.0f), hi = SPLAT(top);
     v8f e = {0}, a = {0}, b = {0}, c = {0}, d2 = {0};
@@ -127,6 +131,88 @@ CLONES void folio_affine_pass(const float *x, size_t n, float s, float m, float 
         te += d * d; ta += q; tb += q * q; tc += x[i]; td += x[i] * q;
     }
     *err = te; *sq = ta; *sqq = tb; *sx = tc; *sxq = td;
+}
+
+/* v rounded to the nearest float16 value (ties to even; beyond 65504 to infinity), as a float:
+   the same as (float)(_Float16)v for every float (checked exhaustively over all 2^32 inputs),
+   without the software conversion calls that the x86 targets without F16C make. */
+static inline float half_round(float v) {
+    const uint32_t u = bits(v), sign = u & 0x80000000u;
+    uint32_t a = u & 0x7FFFFFFFu;
+    if (a >= 0x7F800000u) return v;              /* infinity, NaN */
+    if (a < 0x38800000u) {                       /* below 2^-14: multiples of 2^-24 */
+        const float r = ((from_bits(a) * 16777216.0f) + MAGIC) - MAGIC;
+        return from_bits(bits(r * 5.9604644775390625e-8f) | sign);
+    }
+    a = (a + 0xFFFu + ((a >> 13) & 1u)) & ~0x1FFFu; /* 10 mantissa bits, ties to even */
+    if (a > 0x477FE000u) a = 0x7F800000u;        /* beyond 65504 */
+    return from_bits(a | sign);
+}
+
+typedef struct { double err; float s, m; } affine_candidate;
+
+typedef struct {
+    const float *x;
+    size_t n;
+    float top;
+    double best_err;
+    float best_s, best_m;
+} affine_search;
+
+/* Rounds (s, m) to float16, measures them (keeping the best pair seen) and refits. Returns 0
+   when the pair is unusable or its refit is unusable or rounds to the same pair. */
+static inline __attribute__((always_inline))
+int affine_round(affine_search *st, float s, float m, affine_candidate *next) {
+    const float s16 = half_round(s), m16 = half_round(m);
+    if (!(s16 > 0) || !__builtin_isfinite(s16) || !__builtin_isfinite(m16)) return 0;
+    double err, sq, sqq, sx, sxq;
+    affine_pass(st->x, st->n, s16, m16, st->top, &err, &sq, &sqq, &sx, &sxq);
+    if (err < st->best_err) { st->best_err = err; st->best_s = s16; st->best_m = m16; }
+    const double count = (double)st->n;
+    const double det = count * sqq - sq * sq;
+    if (!(det > 0)) return 0;
+    const double ns = (count * sxq - sq * sx) / det;
+    const double nm = (sx - ns * sq) / count;
+    if (!(ns > 0) || !__builtin_isfinite(ns) || !__builtin_isfinite(nm)) return 0;
+    if (half_round((float)ns) == s16 && half_round((float)nm) == m16) return 0;
+    next->err = err; next->s = (float)ns; next->m = (float)nm;
+    return 1;
+}
+
+#define AFFINE_STEPS 5
+#define AFFINE_CONTINUED 3
+#define AFFINE_MORE_ROUNDS 3
+
+CLONES int folio_affine_search(const float *x, size_t n, float lo, float hi, float top,
+                               float *scale, float *min) {
+    static const float steps[AFFINE_STEPS] = {0.0f, 0.025f, 0.05f, 0.075f, 0.1f};
+    affine_search st = { x, n, top, __builtin_inf(), 0.0f, 0.0f };
+    const float range = hi - lo;
+    affine_candidate kept[AFFINE_CONTINUED];
+    int nk = 0;
+    for (int a = 0; a < AFFINE_STEPS; a++) {
+        for (int b = 0; b < AFFINE_STEPS; b++) {
+            const float m = lo + steps[a] * range;
+            affine_candidate r;
+            if (!affine_round(&st, ((hi - steps[b] * range) - m) / top, m, &r)) continue;
+            if (nk == AFFINE_CONTINUED && !(r.err < kept[nk - 1].err)) continue;
+            int at = nk < AFFINE_CONTINUED ? nk : AFFINE_CONTINUED - 1;
+            while (at > 0 && r.err < kept[at - 1].err) { kept[at] = kept[at - 1]; at--; }
+            kept[at] = r;
+            if (nk < AFFINE_CONTINUED) nk++;
+        }
+    }
+    for (int k = 0; k < nk; k++) {
+        affine_candidate c = kept[k];
+        for (int round = 0; round < AFFINE_MORE_ROUNDS; round++) {
+            affine_candidate r;
+            if (!affine_round(&st, c.s, c.m, &r)) break;
+            c = r;
+        }
+    }
+    if (st.best_err == __builtin_inf()) return 0;
+    *scale = st.best_s; *min = st.best_m;
+    return 1;
 }
 
 CLONES void folio_affine_codes(const float *x, size_t n, float s, float m, float top, uint8_t *codes) {

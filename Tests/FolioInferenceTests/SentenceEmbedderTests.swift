@@ -45,7 +45,7 @@ let miniLMFolder: String? = {
     /// The real all-MiniLM-L6-v2 (fetched from PyPI by Tools/fetch-minilm) against
     /// sentence-transformers on 58 sentences, per sentence: float32 weights at least 0.99999,
     /// int8/g32 word embeddings at least 0.9999. Per-row int8 and int4/g32 word embeddings
-    /// are measured and printed; they reach min 0.99989 and 0.9978 (the issue asks 0.9999 and
+    /// are measured and printed; they reach min 0.99989 and 0.99786 (the issue asks 0.9999 and
     /// 0.999), so they are held only to a regression floor here.
     @Test(.enabled(if: miniLMFolder != nil, "run Tools/fetch-minilm first"))
     func realMiniLMMatchesSentenceTransformers() throws {

@@ -17,10 +17,13 @@ void folio_min_max(const float *x, size_t n, float *lo, float *hi);
 void folio_sym_pass(const float *x, size_t n, float s, double *err, double *sxq, double *sqq);
 void folio_sym_codes(const float *x, size_t n, float s, int8_t *codes);
 
-/// Affine codes q = round(clamp((x - m) / s, 0, top)): squared error of s * q + m, and the
-/// sums Σ q, Σ q q, Σ x, Σ x q.
-void folio_affine_pass(const float *x, size_t n, float s, float m, float top,
-                       double *err, double *sq, double *sqq, double *sx, double *sxq);
+/// The affine search of AffineKernel.swift for a group with minimum lo < maximum hi: every
+/// start of a 5 x 5 grid of ranges (lo raised and hi lowered by 0 to 10 % of hi - lo) gets
+/// one round (codes round(clamp((x - m) / s, 0, top)) for (s, m) rounded to float16, their
+/// squared error, and a least-squares refit of (s, m)); the three starts with the smallest
+/// errors continue from their refits for up to three more rounds. Stores the float16-valued
+/// pair with the smallest error and returns 1, or returns 0 if no pair was usable.
+int folio_affine_search(const float *x, size_t n, float lo, float hi, float top, float *scale, float *min);
 void folio_affine_codes(const float *x, size_t n, float s, float m, float top, uint8_t *codes);
 
 /// Accumulates Σ(a-b)², Σa², Σb², Σab into sums[0..3] and max |a-b| into *max_abs
