@@ -23,10 +23,12 @@ func folioBinary() -> String {
 
 func folio(_ args: String...) throws -> Run { try folio(args) }
 
-func folio(_ args: [String]) throws -> Run {
+/// Runs folio with `args`, from `directory` when given (else the test's own).
+func folio(_ args: [String], in directory: URL? = nil) throws -> Run {
     let p = Process()
     p.executableURL = URL(fileURLWithPath: folioBinary())
     p.arguments = args
+    if let directory { p.currentDirectoryURL = directory }
     let out = Pipe(), err = Pipe()
     p.standardOutput = out
     p.standardError = err

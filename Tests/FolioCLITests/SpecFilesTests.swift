@@ -8,20 +8,7 @@ import Testing
     static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
 
     /// Runs `folio` from the repository root, so that paths in messages read `Formats/...`.
-    func folioAtRoot(_ args: [String]) throws -> Run {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: folioBinary())
-        p.arguments = args
-        p.currentDirectoryURL = Self.root
-        let out = Pipe(), err = Pipe()
-        p.standardOutput = out
-        p.standardError = err
-        try p.run()
-        let o = out.fileHandleForReading.readDataToEndOfFile()
-        let e = err.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        return Run(status: p.terminationStatus, stdout: String(decoding: o, as: UTF8.self), stderr: String(decoding: e, as: UTF8.self))
-    }
+    func folioAtRoot(_ args: [String]) throws -> Run { try folio(args, in: Self.root) }
 
     @Test func goldenFilesVerifyAndInspectAsPublished() throws {
         let dir = Self.root.appendingPathComponent("Formats/golden")
