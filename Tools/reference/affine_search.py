@@ -12,7 +12,10 @@ the passes over a group each costs, on three sets of groups of 32:
 
 Each start (lo raised by a, hi lowered by b, in fractions of hi - lo) gets one round: (s, m)
 rounded to float16, codes, their squared error, and the least-squares refit. The `keep`
-starts with the smallest errors continue for `more` rounds from their refits. "six" is the
+starts with the smallest errors continue for `more` rounds from their refits. (Folio also
+skips starts whose refit is unusable and stops a start early when its refit rounds to the
+same float16 pair. On the Gaussian set cast to float32, `folio convert --quantize '*=int4'`
+and back gave MSE 0.0048217, against 0.0048218 here.) "six" is the
 search Folio used before: six fixed starts, each refined three rounds.
 
 Usage: python3 Tools/reference/affine_search.py [--minilm PATH]
