@@ -31,6 +31,7 @@ def f16(x):
 
 
 def one_round(g, s, m, top):
+    """Values, squared errors and refits (s, m) of one round for groups g [n, N]."""
     s16, m16 = f16(s), f16(m)
     bad = ~(s16 > 0)
     s16 = np.where(bad, 1.0, s16)
@@ -43,32 +44,46 @@ def one_round(g, s, m, top):
     det = n * sqq - sq * sq
     det = np.where(np.abs(det) < 1e-30, 1e-30, det)
     ns = (n * sqx - sq * sx) / det
-    return err, ns, (sx - ns * sq) / n
+    return x, err, ns, (sx - ns * sq) / n
 
 
-def search(g, starts, keep, more, top=15):
-    """Smallest squared error per group over the search (np.round is ties-to-even, as Folio)."""
+def search_values(g, starts, keep, more, top=15):
+    """Dequantized values of the search's best pair per group (np.round is ties-to-even, as
+    Folio), and that pair's squared error per group."""
     lo, hi = g.min(1, keepdims=True), g.max(1, keepdims=True)
     r = hi - lo
-    errs, ss, ms = [], [], []
-    for a, b in starts:
-        e, s, m = one_round(g, (r - (a + b) * r) / top, lo + a * r, top)
-        errs.append(e[:, 0]); ss.append(s[:, 0]); ms.append(m[:, 0])
-    errs, ss, ms = np.array(errs), np.array(ss), np.array(ms)
-    best = errs.min(0)
+    firsts = [one_round(g, (r - (a + b) * r) / top, lo + a * r, top) for a, b in starts]
+    errs = np.array([f[1][:, 0] for f in firsts])
+    ss = np.array([f[2][:, 0] for f in firsts])
+    ms = np.array([f[3][:, 0] for f in firsts])
     rows = np.arange(g.shape[0])
+    choice = errs.argmin(0)
+    best = np.array([f[0] for f in firsts])[choice, rows]
+    best_err = errs[choice, rows][:, None]
     for k in np.argsort(errs, 0)[:keep]:
         s, m = ss[k, rows][:, None], ms[k, rows][:, None]
         for _ in range(more):
             ok = (s > 0) & np.isfinite(s) & np.isfinite(m)
-            e, s, m = one_round(g, np.where(ok, s, 1.0), np.where(ok, m, 0.0), top)
-            best = np.minimum(best, np.where(ok, e, np.inf)[:, 0])
-    return best.mean() / g.shape[1]
+            x, e, s, m = one_round(g, np.where(ok, s, 1.0), np.where(ok, m, 0.0), top)
+            e = np.where(ok, e, np.inf)
+            best = np.where(e < best_err, x, best)
+            best_err = np.minimum(e, best_err)
+    return best, best_err[:, 0]
+
+
+def search(g, starts, keep, more, top=15):
+    """Mean squared error per value of the search over groups g."""
+    return search_values(g, starts, keep, more, top)[1].mean() / g.shape[1]
 
 
 def grid(step, limit):
     n = int(round(limit / step))
     return [(i * step, j * step) for i in range(n + 1) for j in range(n + 1)]
+
+
+# Folio's search (folio_affine_search) and the one before it.
+FOLIO = (grid(0.025, 0.1), 3, 3)
+SIX = ([(0, 0), (0.03, 0.03), (0.06, 0.06), (0.06, 0), (0, 0.06), (0.1, 0.1)], 6, 2)
 
 
 def main():
@@ -81,11 +96,10 @@ def main():
         from safetensors.numpy import load_file
         w = load_file(args.minilm)["embeddings.word_embeddings.weight"]
         sets["minilm"] = w.reshape(-1, 32).astype(np.float64)[::4]
-    six = [(0, 0), (0.03, 0.03), (0.06, 0.06), (0.06, 0), (0, 0.06), (0.1, 0.1)]
     variants = [
-        ("six, 3 rounds each", six, 6, 2),
+        ("six, 3 rounds each", *SIX),
         ("5x5 to 0.1, best 1 +3", grid(0.025, 0.1), 1, 3),
-        ("5x5 to 0.1, best 3 +3 (Folio)", grid(0.025, 0.1), 3, 3),
+        ("5x5 to 0.1, best 3 +3 (Folio)", *FOLIO),
         ("6x6 to 0.1, best 3 +3", grid(0.02, 0.1), 3, 3),
         ("11x11 to 0.1, best 3 +2", grid(0.01, 0.1), 3, 2),
         ("9x9 to 0.16, best 3 +2", grid(0.02, 0.16), 3, 2),

@@ -30,6 +30,8 @@ import numpy as np
 import torch
 from sentence_transformers import SentenceTransformer
 
+from affine_search import FOLIO, f16, search_values
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CALIBRATION = [
     "The weather in Paris was cold and rainy last week.", "Ich habe heute keine Zeit für das Treffen.",
@@ -52,44 +54,9 @@ CALIBRATION = [
 ]
 
 
-def f16(x):
-    return np.asarray(x, np.float64).astype(np.float16).astype(np.float64)
-
-
-def search(g, top=15):
+def search(g):
     """Folio's affine search (FOLIO.md 6.6) on groups g [n, 32]: dequantized values."""
-    lo, hi = g.min(1, keepdims=True), g.max(1, keepdims=True)
-    r = hi - lo
-    best, best_err = None, None
-
-    def one(s, m):
-        nonlocal best, best_err
-        s16, m16 = f16(s), f16(m)
-        bad = ~(s16 > 0)
-        s16 = np.where(bad, 1.0, s16)
-        q = np.clip(np.round((g - m16) / s16), 0, top)
-        x = s16 * q + m16
-        e = np.where(bad, np.inf, ((g - x) ** 2).sum(1, keepdims=True))
-        if best is None:
-            best, best_err = x, e
-        else:
-            best, best_err = np.where(e < best_err, x, best), np.minimum(e, best_err)
-        n = g.shape[1]
-        sq, sqq, sx, sqx = q.sum(1, keepdims=True), (q * q).sum(1, keepdims=True), g.sum(1, keepdims=True), (q * g).sum(1, keepdims=True)
-        det = np.where(np.abs(n * sqq - sq * sq) < 1e-30, 1e-30, n * sqq - sq * sq)
-        ns = (n * sqx - sq * sx) / det
-        return e[:, 0], ns, (sx - ns * sq) / n
-
-    steps = [0, 0.025, 0.05, 0.075, 0.1]
-    firsts = [one((r - (a + b) * r) / top, lo + a * r) for a in steps for b in steps]
-    errs = np.array([f[0] for f in firsts])
-    for k in np.argsort(errs, 0)[:3]:
-        s = np.array([firsts[i][1][j, 0] for j, i in enumerate(k)])[:, None]
-        m = np.array([firsts[i][2][j, 0] for j, i in enumerate(k)])[:, None]
-        for _ in range(3):
-            ok = (s > 0) & np.isfinite(s) & np.isfinite(m)
-            _, s, m = one(np.where(ok, s, 1.0), np.where(ok, m, 0.0))
-    return best
+    return search_values(g, *FOLIO)[0]
 
 
 def h_aware(x, xh, h, g=32, top=15, rounds=4):
