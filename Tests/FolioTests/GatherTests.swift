@@ -83,11 +83,7 @@ import CFolioKernels
             let plain: Bool
             if case .plain = enc { plain = true } else { plain = false }
             if plain { plans.append(TensorPlan(name: "dense", encoding: enc, shape: [rows, width], paged: false, sourceDType: .f32)) }
-            let w = try FolioWriter(path: p, tensors: plans, files: [], metadata: nil, pageSize: 4096)
-            var g = Gaussian(seed: 5)
-            for _ in plans { try g.values(rows * width).withUnsafeBufferPointer { try w.appendRows($0) } }
-            try w.finish()
-            let f = try FolioFile(path: p)
+            let f = try Self.writeTables(plans, to: p, seed: 5)
             let paged = try (0..<tables).map { try f.requireTensor("t\($0)") }
             let mixed = plain ? Array(paged.dropLast()) + [try f.requireTensor("dense")] : []
             var rng = Gaussian(seed: 9)
@@ -115,6 +111,15 @@ import CFolioKernels
         }
     }
 
+    /// Writes `plans` (4 KiB pages), each filled with Gaussian values, and opens the file.
+    static func writeTables(_ plans: [TensorPlan], to p: String, seed: UInt64) throws -> FolioFile {
+        let w = try FolioWriter(path: p, tensors: plans, files: [], metadata: nil, pageSize: 4096)
+        var g = Gaussian(seed: seed)
+        for plan in plans { try g.values(plan.shape.reduce(1, *)).withUnsafeBufferPointer { try w.appendRows($0) } }
+        try w.finish()
+        return try FolioFile(path: p)
+    }
+
     /// More tables than one lookahead chunk holds (one token a chunk) and more than the
     /// kernel's record ring holds (no lookahead): still every row, summed in table order.
     @Test(arguments: [100, 300]) func manyTables(_ tables: Int) throws {
@@ -122,11 +127,7 @@ import CFolioKernels
         let p = dir.file("t.folio")
         let rows = 20, width = 32
         let plans = (0..<tables).map { TensorPlan(name: "t\($0)", encoding: .int4(group: 32), shape: [rows, width], paged: true, sourceDType: .f32) }
-        let w = try FolioWriter(path: p, tensors: plans, files: [], metadata: nil, pageSize: 4096)
-        var g = Gaussian(seed: 21)
-        for _ in plans { try g.values(rows * width).withUnsafeBufferPointer { try w.appendRows($0) } }
-        try w.finish()
-        let f = try FolioFile(path: p)
+        let f = try Self.writeTables(plans, to: p, seed: 21)
         let set = try (0..<tables).map { try f.requireTensor("t\($0)") }
         var rng = Gaussian(seed: 22)
         let tokens = 5
