@@ -1,13 +1,14 @@
 import Folio
 
 extension Converter {
-    /// Converts `src` to a Folio file `dst` whose tensors are stored compressed. A plain
-    /// .folio source that needs no other change is compressed directly; anything else is
-    /// first converted to a scratch file beside `dst` (removed afterwards).
+    /// Converts `src` to a Folio file `dst` whose tensors are stored compressed, or to
+    /// compressed shards and their index with `--max-shard-size` (shards are planned by their
+    /// uncompressed sizes, so each stays within the limit). A plain .folio source that needs
+    /// no other change is compressed directly; anything else is converted a file at a time
+    /// to a scratch file beside its destination, which is then compressed into place.
     public func convert(from src: String, to dst: String, compression: CompressionOptions) throws -> (tensors: [TensorReport], compression: [CompressionReport]) {
         guard dst.hasSuffix(".folio") else { throw ConvertError.badOption("--compress needs a .folio destination, not '\(dst)'") }
-        guard options.maxShardSize == nil else { throw ConvertError.badOption("--compress cannot be combined with --max-shard-size") }
-        if src.hasSuffix(".folio"), options.embeddings == nil, options.rules.isEmpty {
+        if src.hasSuffix(".folio"), options.embeddings == nil, options.rules.isEmpty, options.maxShardSize == nil {
             let f = try FolioFile(path: src)
             if f.header.pageSize == options.pageSize {
                 let reports = try FolioCompressor.write(f, to: dst, options: compression, progress: progress)
@@ -18,15 +19,9 @@ extension Converter {
                 return (tensors, reports)
             }
         }
-        return try FileSystem.withScratchFile(near: dst) { scratch in
-            var tensors = try convert(from: src, to: scratch)
-            let reports = try FolioCompressor.write(try FolioFile(path: scratch), to: dst, options: compression, progress: progress)
-            let stored = Dictionary(reports.map { ($0.name, $0.storedBytes) }, uniquingKeysWith: { a, _ in a })
-            tensors = tensors.map { r in
-                TensorReport(name: r.name, sourceDType: r.sourceDType, scheme: r.scheme, shape: r.shape, bytesIn: r.bytesIn,
-                             bytesOut: stored[r.name] ?? r.bytesOut, paged: r.paged, error: r.error, note: r.note)
-            }
-            return (tensors, reports)
-        }
+        let checkpoint = try Checkpoint.open(src, keepQuantized: options.keepQuantized)
+        var reports: [CompressionReport] = []
+        let tensors = try writeFolio(checkpoint, to: dst, compression: compression, compressed: &reports)
+        return (tensors, reports)
     }
 }

@@ -12,6 +12,16 @@ struct ShardItem {
 
 extension Converter {
     func writeFolio(_ c: Checkpoint, to dst: String) throws -> [TensorReport] {
+        var none: [CompressionReport] = []
+        return try writeFolio(c, to: dst, compression: nil, compressed: &none)
+    }
+
+    /// Writes `c` as one Folio file, or as shards and an index with `--max-shard-size`. With
+    /// `compression`, each file is first written plainly to a scratch file beside it and then
+    /// compressed into place, so the scratch space needed is one file (one shard), and
+    /// `compressed` receives the compressor's reports, named as the tensors inside the files.
+    func writeFolio(_ c: Checkpoint, to dst: String, compression: CompressionOptions? = nil,
+                    compressed: inout [CompressionReport]) throws -> [TensorReport] {
         let planner = ConversionPlanner(options: options, checkpoint: c)
         let decisions = try c.tensors.map { try planner.decide($0) }
         let plans = decisions.map {
@@ -22,14 +32,15 @@ extension Converter {
             let items = decisions.indices.map { ShardItem(decision: $0, rows: nil, name: decisions[$0].source.name) }
             var stats: [Int: ErrorStats] = [:]
             var out: [Int: Int] = [:]
-            try writeShard(dst, items: items, decisions: decisions, plans: plans, files: c.files, metadata: c.metadata, stats: &stats, bytesOut: &out, done: 0)
+            try writeShard(dst, items: items, decisions: decisions, plans: plans, files: c.files, metadata: c.metadata,
+                           compression: compression, compressed: &compressed, stats: &stats, bytesOut: &out, done: 0)
             return reports(decisions, stats: stats, bytesOut: out)
         }
         let shards = try FolioSharding.plan(plans, maxBytes: maxShard, pageSize: options.pageSize, path: dst)
         if shards.count <= 1 {
             var o = options
             o.maxShardSize = nil
-            return try Converter(options: o, progress: progress).writeFolio(c, to: dst)
+            return try Converter(options: o, progress: progress).writeFolio(c, to: dst, compression: compression, compressed: &compressed)
         }
         let names = FolioSharding.shardNames(dst, count: shards.count)
         var stats: [Int: ErrorStats] = [:]
@@ -40,7 +51,7 @@ extension Converter {
             for (k, items) in shards.enumerated() {
                 let path = FolioSharding.directory(of: dst) + "/" + names[k]
                 try writeShard(path, items: items, decisions: decisions, plans: plans, files: k == 0 ? c.files : [], metadata: c.metadata,
-                               stats: &stats, bytesOut: &out, done: done)
+                               compression: compression, compressed: &compressed, stats: &stats, bytesOut: &out, done: done)
                 written.append(path)
                 done += items.count
             }
@@ -61,7 +72,28 @@ extension Converter {
         }
     }
 
-    /// Writes one Folio file holding `items`.
+    /// Writes one Folio file holding `items`, compressed through a scratch file when asked.
+    private func writeShard(_ path: String, items: [ShardItem], decisions: [TensorDecision], plans: [TensorPlan],
+                            files: [(name: String, bytes: [UInt8])], metadata: [(String, String)]?,
+                            compression: CompressionOptions?, compressed: inout [CompressionReport],
+                            stats: inout [Int: ErrorStats], bytesOut: inout [Int: Int], done: Int) throws {
+        guard let compression else {
+            return try writeShard(path, items: items, decisions: decisions, plans: plans, files: files, metadata: metadata,
+                                  stats: &stats, bytesOut: &bytesOut, done: done)
+        }
+        let reports = try FileSystem.withScratchFile(near: path) { scratch in
+            try writeShard(scratch, items: items, decisions: decisions, plans: plans, files: files, metadata: metadata,
+                           stats: &stats, bytesOut: &bytesOut, done: done)
+            return try FolioCompressor.write(try FolioFile(path: scratch), to: path, options: compression)
+        }
+        // The file holds `items` in order, so report k is item k.
+        for (item, r) in zip(items, reports) {
+            bytesOut[item.decision, default: 0] += r.storedBytes - r.logicalBytes
+        }
+        compressed += reports
+    }
+
+    /// Writes one plain Folio file holding `items`.
     private func writeShard(_ path: String, items: [ShardItem], decisions: [TensorDecision], plans: [TensorPlan],
                             files: [(name: String, bytes: [UInt8])], metadata: [(String, String)]?,
                             stats: inout [Int: ErrorStats], bytesOut: inout [Int: Int], done: Int) throws {

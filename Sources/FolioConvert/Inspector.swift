@@ -31,11 +31,24 @@ public enum Inspector {
                     ("nbytes", .int(e.parts.reduce(0) { $0 + $1.tensor.nbytes })),
                 ]
                 if let p = p0.tensor.paged { m += [("row_stride", .int(p.rowStride)), ("rows_per_page", .int(p.rowsPerPage))] }
+                // As for one file: only tensors with a compressed part carry these.
+                if let c = e.parts.lazy.compactMap({ $0.tensor.compression }).first {
+                    m += [("stored_nbytes", .int(e.parts.reduce(0) { $0 + $1.tensor.storedBytes })), ("codec", .string(c.codec.rawValue)),
+                          ("planes", .bool(c.planes)),
+                          ("chunks", .int(e.parts.reduce(0) { $0 + ($1.tensor.compression?.chunkCount(nbytes: $1.tensor.nbytes) ?? 0) }))]
+                }
                 if e.parts.count > 1 {
-                    m.append(("parts", .array(e.parts.map { p in .object([
-                        ("shard", .string(p.shard)), ("tensor", .string(p.tensor.name)), ("offset", .int(p.file.absoluteOffset(of: p.tensor))),
-                        ("nbytes", .int(p.tensor.nbytes)), ("rows", .array([.int(p.rows.lowerBound), .int(p.rows.upperBound)])),
-                    ]) })))
+                    m.append(("parts", .array(e.parts.map { p in
+                        var part: [(String, JSONValue)] = [
+                            ("shard", .string(p.shard)), ("tensor", .string(p.tensor.name)), ("offset", .int(p.file.absoluteOffset(of: p.tensor))),
+                            ("nbytes", .int(p.tensor.nbytes)), ("rows", .array([.int(p.rows.lowerBound), .int(p.rows.upperBound)])),
+                        ]
+                        if let c = p.tensor.compression {
+                            part += [("stored_nbytes", .int(c.storedBytes)), ("codec", .string(c.codec.rawValue)), ("planes", .bool(c.planes)),
+                                     ("chunks", .int(c.chunkCount(nbytes: p.tensor.nbytes)))]
+                        }
+                        return .object(part)
+                    })))
                 }
                 tensors.append(.object(m))
             }

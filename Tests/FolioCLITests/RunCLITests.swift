@@ -46,6 +46,19 @@ import Folio
         #expect(r3.status == 0, "\(r3.stderr)")
         let doc3 = try #require(try JSONSerialization.jsonObject(with: Data(r3.stdout.utf8)) as? [String: Any])
         #expect(doc3["tokens"] as? [Int] == tokens)
+
+        // Compressed shards: the same tokens through the index.
+        let zdir = s.file("zsharded")
+        try FileManager.default.createDirectory(atPath: zdir, withIntermediateDirectories: true)
+        let zc = try folio("convert", Self.fixtures + "/tiny-longcat", zdir + "/m.folio", "--embeddings", "int8", "--max-shard-size", "20KB",
+                           "--compress", "zstd", "--byte-planes")
+        #expect(zc.status == 0, "\(zc.stderr)")
+        #expect(zc.stdout.contains("m.folio.index.json and its shards"), "\(zc.stdout)")
+        #expect(try folio("verify", zdir + "/m.folio.index.json").status == 0)
+        let r4 = try folio("run", zdir + "/m.folio.index.json", "--tokens", prompt.map(String.init).joined(separator: ","), "--max-tokens", "8", "--json")
+        #expect(r4.status == 0, "\(r4.stderr)")
+        let doc4 = try #require(try JSONSerialization.jsonObject(with: Data(r4.stdout.utf8)) as? [String: Any])
+        #expect(doc4["tokens"] as? [Int] == tokens)
     }
 
     @Test func badRunInputIsOneLine() throws {

@@ -63,6 +63,38 @@ import Folio
         #expect(readBytes(dir.file("joined.folio")) == readBytes(dir.file("one.folio")))
     }
 
+    @Test func compressedShardsReadBackLikeOneFile() throws {
+        let dir = TempDir()
+        let root = try makeShardedFolder(dir)
+        var options = ConversionOptions(embeddings: .int8(group: nil))
+        options.maxShardSize = 64 * 1024
+        let (tensors, compressed) = try Converter(options: options).convert(from: root, to: dir.file("z.folio"), compression: CompressionOptions(codec: .zstd))
+        let index = try FolioIndex(path: dir.file("z.folio.index.json"))
+        #expect(index.shardOrder.count > 2)
+        // Every shard is a version-2 file whose tensors store no more than the limit (counted,
+        // as transformers counts, in tensor bytes), and the reports add up to what they store.
+        var stored = 0
+        for name in index.shardOrder {
+            let f = try #require(index.shards[name])
+            #expect(f.header.version == 2, "\(name)")
+            let bytes = f.tensors.reduce(0) { $0 + $1.storedBytes }
+            #expect(bytes <= 64 * 1024, "\(name)")
+            stored += bytes
+        }
+        #expect(compressed.reduce(0) { $0 + $1.storedBytes } == stored)
+        #expect(tensors.reduce(0) { $0 + $1.bytesOut } == stored)
+        #expect(compressed.contains { $0.codec == .zstd })
+        _ = try Converter(options: ConversionOptions(embeddings: .int8(group: nil))).convert(from: root, to: dir.file("one.folio"))
+        let rows = [0, 1, 999, 1500, 2999]
+        #expect(try Inspector.rows(dir.file("z.folio.index.json"), tensor: "model.embed_tokens.weight", rows: rows)
+            == Inspector.rows(dir.file("one.folio"), tensor: "model.embed_tokens.weight", rows: rows))
+        // Joined back into one plain file, the bytes equal a direct conversion's.
+        _ = try Converter(options: ConversionOptions()).convert(from: dir.file("z.folio.index.json"), to: dir.file("joined.folio"))
+        #expect(readBytes(dir.file("joined.folio")) == readBytes(dir.file("one.folio")))
+        // No scratch file is left beside the shards.
+        #expect(try FileSystem.list(dir.path).allSatisfy { !$0.hasPrefix(".") })
+    }
+
     @Test func brokenIndexesAreRejected() throws {
         let dir = TempDir()
         let root = try makeShardedFolder(dir)
