@@ -1,10 +1,11 @@
 import Foundation
 import Folio
 
-/// Sentence embeddings as sentence-transformers computes them, from a .folio file made from
-/// a sentence-transformers model folder: the Transformer module (a BERT encoder), the
-/// Pooling module of `1_Pooling/config.json` (mean, CLS or max over the real tokens) and,
-/// when `modules.json` lists it, the Normalize module (unit L2 norm). Texts longer than
+/// Sentence embeddings as sentence-transformers computes them, from a .folio file (or a
+/// sharded model's index) made from a sentence-transformers model folder: the Transformer
+/// module (a BERT encoder), the Pooling module of `1_Pooling/config.json` (mean, CLS or max
+/// over the real tokens) and, when `modules.json` lists it, the Normalize module (unit L2
+/// norm). Texts longer than
 /// `max_seq_length` (sentence_bert_config.json) are truncated as sentence-transformers does.
 public final class SentenceEmbedder: @unchecked Sendable {
     // @unchecked: immutable after init.
@@ -17,13 +18,19 @@ public final class SentenceEmbedder: @unchecked Sendable {
     public let dimension: Int
     let tokenizer: WordPieceTokenizer
     let model: BertModel
-    let file: FolioFile
+    let source: ModelSource
 
     /// Opens a .folio sentence-transformers model and checks that every weight is understood.
-    public init(path: String) throws {
+    public convenience init(path: String) throws {
+        try self.init(source: try FolioFile(path: path))
+    }
+
+    /// The same from any source of tensors and carried files: one .folio file, or a sharded
+    /// model's index.
+    public init(source file: ModelSource) throws {
+        let path = file.path
         self.path = path
-        let file = try FolioFile(path: path)
-        self.file = file
+        self.source = file
         let json = { (name: String) throws -> JSONValue? in
             guard let bytes = file.fileBytes(named: name) else { return nil }
             do { return try JSONParser.parse(bytes) } catch {
@@ -79,8 +86,8 @@ public final class SentenceEmbedder: @unchecked Sendable {
         dimension = config.hiddenSize
 
         // Hugging Face BertModel names, with or without a "bert." prefix.
-        let prefix = file.tensor(named: "bert.embeddings.word_embeddings.weight") != nil ? "bert." : ""
-        let weights = WeightStore(file: file, prefix: prefix)
+        let prefix = file.parts(of: "bert.embeddings.word_embeddings.weight") != nil ? "bert." : ""
+        let weights = WeightStore(source: file, prefix: prefix)
         model = try BertModel(config: config, weights: weights)
         let unused = weights.unused { name in
             let n = name.hasPrefix(prefix) ? String(name.dropFirst(prefix.count)) : name

@@ -35,29 +35,29 @@ final class WeightStore: @unchecked Sendable {
         return parts
     }
 
-    /// A dense tensor (one piece).
-    func info(_ name: String, shape: [Int]) throws -> TensorPart {
-        let parts = try parts(name, shape: shape)
-        guard parts.count == 1 else {
-            throw InferenceError.badWeight(file: path, tensor: prefix + name, reason: "is split across shards; only embedding tables may be")
-        }
-        return parts[0]
-    }
-
-    /// A tensor as float32 values, checking its shape.
+    /// A tensor as float32 values, checking its shape. A table split across shards is read
+    /// part by part into one array.
     func dense(_ name: String, shape: [Int]) throws -> [Float] {
-        let p = try info(name, shape: shape)
-        var out = [Float](repeating: 0, count: p.tensor.elementCount)
-        if p.tensor.elementCount > 0 {
-            try out.withUnsafeMutableBufferPointer { try p.file.readRows(p.tensor, start: 0, count: p.tensor.rowCount, into: $0.baseAddress!) }
+        let parts = try parts(name, shape: shape)
+        let count = parts.reduce(0) { $0 + $1.tensor.elementCount }
+        var out = [Float](repeating: 0, count: count)
+        guard count > 0 else { return out }
+        try out.withUnsafeMutableBufferPointer { b in
+            var at = 0
+            for p in parts where p.tensor.elementCount > 0 {
+                try p.file.readRows(p.tensor, start: 0, count: p.tensor.rowCount, into: b.baseAddress! + at)
+                at += p.tensor.elementCount
+            }
         }
         return out
     }
 
-    /// A tensor's float32 values without a copy when the file allows, checking its shape.
+    /// A tensor's float32 values without a copy when the file allows (one piece stored as
+    /// aligned float32), otherwise decoded, checking its shape.
     func weight(_ name: String, shape: [Int]) throws -> Weight {
-        let p = try info(name, shape: shape)
-        return try Weight(file: p.file, tensor: p.tensor)
+        let parts = try parts(name, shape: shape)
+        guard parts.count == 1 else { return Weight(copying: try dense(name, shape: shape)) }
+        return try Weight(file: parts[0].file, tensor: parts[0].tensor)
     }
 
     /// An embedding table, gathered by rows (from several shards when it is split).

@@ -201,6 +201,19 @@ func jsonDocument(_ text: String) throws -> JSONValue {
         #expect(e.count == 2 && e[0].arrayValue?.count == 32)
         let norm = (e[0].arrayValue ?? []).compactMap(\.doubleValue).reduce(0) { $0 + $1 * $1 }
         #expect(abs(norm - 1) < 1e-5)  // the Normalize module
+
+        // Through compressed shards, with the int8 tables split by rows: the same output as
+        // one file with the same tables.
+        let bert = Self.root.appendingPathComponent("tiny-bert").path
+        #expect(try folio("convert", bert, s.file("q.folio"), "--embeddings", "int8").status == 0)
+        let z = try folio("convert", bert, s.file("z.folio"), "--embeddings", "int8", "--max-shard-size", "4KB", "--compress", "zstd")
+        #expect(z.status == 0, "\(z.stderr)")
+        let index = try String(contentsOfFile: s.file("z.folio.index.json"), encoding: .utf8)
+        #expect(index.contains("embeddings.word_embeddings.weight@0-") && index.contains("embeddings.position_embeddings.weight@0-"), "tables are split")
+        let one = try folio("embed", s.file("q.folio"), "--text", "Hello world", "--text", "Second text", "--json")
+        let sharded = try folio("embed", s.file("z.folio.index.json"), "--text", "Hello world", "--text", "Second text", "--json")
+        #expect(one.status == 0 && sharded.status == 0, "\(sharded.stderr)")
+        #expect(one.stdout == sharded.stdout)
     }
 
     @Test func badModelsAndTextsGiveOneLine() throws {

@@ -61,6 +61,22 @@ import Folio
         #expect(doc4["tokens"] as? [Int] == tokens)
     }
 
+    @Test func tiedEmbeddingsSplitAcrossShardsRunAsOneFile() throws {
+        // The int8 token table is both the input table and the (tied) output matrix.
+        let s = Scratch()
+        let model = Self.fixtures + "/tiny-llama-tied-yarn"
+        #expect(try folio("convert", model, s.file("one.folio"), "--embeddings", "int8").status == 0)
+        let c = try folio("convert", model, s.file("m.folio"), "--embeddings", "int8", "--max-shard-size", "8KB")
+        #expect(c.status == 0, "\(c.stderr)")
+        #expect(try String(contentsOfFile: s.file("m.folio.index.json"), encoding: .utf8).contains("model.embed_tokens.weight@0-"))
+        let a = try folio("run", s.file("one.folio"), "--tokens", "1,5,9,22", "--max-tokens", "8", "--json")
+        let b = try folio("run", s.file("m.folio.index.json"), "--tokens", "1,5,9,22", "--max-tokens", "8", "--json")
+        #expect(a.status == 0 && b.status == 0, "\(b.stderr)")
+        let ta = try #require(try JSONSerialization.jsonObject(with: Data(a.stdout.utf8)) as? [String: Any])["tokens"] as? [Int]
+        let tb = try #require(try JSONSerialization.jsonObject(with: Data(b.stdout.utf8)) as? [String: Any])["tokens"] as? [Int]
+        #expect(ta != nil && ta == tb)
+    }
+
     @Test func badRunInputIsOneLine() throws {
         let s = Scratch()
         let m = s.file("m.folio")

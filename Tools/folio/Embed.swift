@@ -1,13 +1,14 @@
 import ArgumentParser
 import Folio
+import FolioConvert
 import FolioInference
 
 struct Embed: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Sentence embeddings from an encoder model (BERT family, e.g. all-MiniLM-L6-v2).",
-        discussion: "MODEL is a .folio file converted from a sentence-transformers model folder; pooling, normalization and max_seq_length come from the files it carries.")
+        discussion: "MODEL is a .folio file (or the index of its shards) converted from a sentence-transformers model folder; pooling, normalization and max_seq_length come from the files it carries.")
 
-    @Argument(help: "The .folio model.") var model: String
+    @Argument(help: "The .folio model, or a sharded model's NAME.folio.index.json.") var model: String
     @Option(name: .customLong("text"), help: "A text to embed (repeatable).") var texts: [String] = []
     @Option(help: "A file of texts to embed, one per line.") var file: String?
     @Option(help: "Texts per batch.") var batchSize: Int = 32
@@ -30,7 +31,8 @@ struct Embed: ParsableCommand {
             all += text.split(separator: "\n", omittingEmptySubsequences: false).map(String.init).filter { !$0.isEmpty }
         }
         let t0 = FileSystem.monotonicSeconds()
-        let embedder = try SentenceEmbedder(path: model)
+        let embedder = model.hasSuffix(FolioSharding.indexSuffix)
+            ? try SentenceEmbedder(source: try FolioIndex(path: model)) : try SentenceEmbedder(path: model)
         let t1 = FileSystem.monotonicSeconds()
         let vectors = try embedder.embed(all, batchSize: batchSize)
         let t2 = FileSystem.monotonicSeconds()
