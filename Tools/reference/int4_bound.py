@@ -16,7 +16,8 @@ entropy power of the group-normalised values over their variance: 1 for a Gaussi
 Shannon lower bound is that ratio times v / 256), then replaces each used word-embedding row
 by the output of the Gaussian test channel that meets the bound exactly, with each group's
 own mean and variance (so the per-group side information is free), and prints the min and
-mean cosine over the 58 test sentences for several seeds, beside Folio's search.
+mean cosine over the 58 test sentences for several seeds, beside Folio's search (also with
+groups of 16 and 8, which cost 6 and 8 bits per value).
 
 Usage: python3 Tools/reference/int4_bound.py [--model DIR] [--seeds 8]
 (a few minutes on 2 cores; needs Tools/fetch-minilm first)
@@ -70,6 +71,10 @@ def main():
     print(f"squared error / group variance: Folio's search {((folio - groups) ** 2).mean() / var.mean():.5f}, bound 2^-8 = {2 ** -8:.5f}")
     cos = cosines(folio)
     print(f"{'Folio search (int4/g32)':34s} min {cos.min():.5f} mean {cos.mean():.5f}", flush=True)
+    # Smaller groups spend more bits on (scale, min): int4/g16 costs 6 bits per value, g8 8 bits.
+    for g in (16, 8):
+        cos = cosines(search_values(x.reshape(-1, g), *FOLIO)[0])
+        print(f"{f'Folio search (int4/g{g})':34s} min {cos.min():.5f} mean {cos.mean():.5f}", flush=True)
     d = var * 2.0 ** -8
     a = 1 - d / np.where(var > 0, var, 1)
     mins = []
