@@ -55,6 +55,16 @@ public enum FileSystem {
         try out.commit()
     }
 
+    /// Calls `body` with a function that marks a finished file as provisional: until `body`
+    /// returns, the file is removed if the process is interrupted (SIGINT, SIGTERM, SIGHUP).
+    /// For outputs made of several files that are only valid together (shards and the index
+    /// written after them), so that Ctrl-C does not leave some of them behind.
+    public static func withProvisionalFiles<R>(_ body: (_ mark: (String) -> Void) throws -> R) rethrows -> R {
+        var slots: [Int?] = []
+        defer { for s in slots { InterruptCleanup.unregister(s) } }
+        return try body { slots.append(InterruptCleanup.register($0)) }
+    }
+
     /// Seconds from an arbitrary fixed point, for timing.
     public static func monotonicSeconds() -> Double { Sys.monotonicSeconds() }
 

@@ -46,21 +46,25 @@ extension Converter {
         var stats: [Int: ErrorStats] = [:]
         var out: [Int: Int] = [:]
         var written: [String] = []
-        do {
-            var done = 0
-            for (k, items) in shards.enumerated() {
-                let path = FolioSharding.directory(of: dst) + "/" + names[k]
-                try writeShard(path, items: items, decisions: decisions, plans: plans, files: k == 0 ? c.files : [], metadata: c.metadata,
-                               compression: compression, compressed: &compressed, stats: &stats, bytesOut: &out, done: done)
-                written.append(path)
-                done += items.count
+        // Shards of this run are useless without their index: they are removed on an error,
+        // and on Ctrl-C until the index is in place.
+        try FileSystem.withProvisionalFiles { provisional in
+            do {
+                var done = 0
+                for (k, items) in shards.enumerated() {
+                    let path = FolioSharding.directory(of: dst) + "/" + names[k]
+                    try writeShard(path, items: items, decisions: decisions, plans: plans, files: k == 0 ? c.files : [], metadata: c.metadata,
+                                   compression: compression, compressed: &compressed, stats: &stats, bytesOut: &out, done: done)
+                    written.append(path)
+                    provisional(path)
+                    done += items.count
+                }
+                let index = FolioSharding.index(decisions: decisions, plans: plans, shards: shards, names: names, files: c.files, metadata: c.metadata)
+                try FileSystem.writeAtomically(FolioSharding.indexPath(dst), Array(index.serialized(pretty: true).utf8) + [0x0A])
+            } catch {
+                for p in written { FileSystem.remove(p) }
+                throw error
             }
-            let index = FolioSharding.index(decisions: decisions, plans: plans, shards: shards, names: names, files: c.files, metadata: c.metadata)
-            try FileSystem.writeAtomically(FolioSharding.indexPath(dst), Array(index.serialized(pretty: true).utf8) + [0x0A])
-        } catch {
-            // Shards of this run are useless without their index.
-            for p in written { FileSystem.remove(p) }
-            throw error
         }
         return reports(decisions, stats: stats, bytesOut: out)
     }

@@ -54,28 +54,32 @@ extension Converter {
         let names = (1...groups.count).map { "\(stem)-\(pad($0))-of-\(pad(groups.count)).safetensors" }
         var reports: [TensorReport] = []
         var written: [String] = []
-        do {
-            var done = 0
-            for (k, g) in groups.enumerated() {
-                let path = dir + "/" + names[k]
-                reports += try writeSafetensorsFile(c, to: path, indices: g, plans: plans, targets: targets, metadata: metadata, done: done)
-                written.append(path)
-                done += g.count
+        // Shards are removed on an error, and on Ctrl-C until the index is in place.
+        try FileSystem.withProvisionalFiles { provisional in
+            do {
+                var done = 0
+                for (k, g) in groups.enumerated() {
+                    let path = dir + "/" + names[k]
+                    reports += try writeSafetensorsFile(c, to: path, indices: g, plans: plans, targets: targets, metadata: metadata, done: done)
+                    written.append(path)
+                    provisional(path)
+                    done += g.count
+                }
+                var weightMap: [(String, JSONValue)] = []
+                for (k, g) in groups.enumerated() { for i in g { weightMap.append((plans[i].name, .string(names[k]))) } }
+                let index = JSONValue.object([
+                    ("metadata", .object([("total_size", .int(sizes.reduce(0, +)))])), ("weight_map", .object(weightMap)),
+                ])
+                for f in c.files {
+                    let target = dir + "/" + f.name
+                    try FileSystem.makeDirectories(FolioSharding.directory(of: target))
+                    try FileSystem.writeAtomically(target, f.bytes)
+                }
+                try FileSystem.writeAtomically(dir + "/" + stem + ".safetensors.index.json", Array(index.serialized(pretty: true).utf8) + [0x0A])
+            } catch {
+                for p in written { FileSystem.remove(p) }
+                throw error
             }
-            var weightMap: [(String, JSONValue)] = []
-            for (k, g) in groups.enumerated() { for i in g { weightMap.append((plans[i].name, .string(names[k]))) } }
-            let index = JSONValue.object([
-                ("metadata", .object([("total_size", .int(sizes.reduce(0, +)))])), ("weight_map", .object(weightMap)),
-            ])
-            for f in c.files {
-                let target = dir + "/" + f.name
-                try FileSystem.makeDirectories(FolioSharding.directory(of: target))
-                try FileSystem.writeAtomically(target, f.bytes)
-            }
-            try FileSystem.writeAtomically(dir + "/" + stem + ".safetensors.index.json", Array(index.serialized(pretty: true).utf8) + [0x0A])
-        } catch {
-            for p in written { FileSystem.remove(p) }
-            throw error
         }
         return reports
     }

@@ -234,7 +234,8 @@ enum Sys {
 /// The signal handler only calls unlink(2), which is async-signal-safe, on paths stored as
 /// C strings in fixed slots.
 enum InterruptCleanup {
-    static let slotCount = 64
+    /// Enough for the shards of a large sharded conversion; a path beyond it is not removed.
+    static let slotCount = 1024
     nonisolated(unsafe) static let slots: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?> = {
         let p = UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>.allocate(capacity: slotCount)
         p.initialize(repeating: nil, count: slotCount)
