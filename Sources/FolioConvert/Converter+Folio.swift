@@ -53,13 +53,17 @@ extension Converter {
                 var done = 0
                 for (k, items) in shards.enumerated() {
                     let path = FolioSharding.directory(of: dst) + "/" + names[k]
+                    // Before the shard exists, so that no moment is left between its rename and this.
+                    provisional(path)
                     try writeShard(path, items: items, decisions: decisions, plans: plans, files: k == 0 ? c.files : [], metadata: c.metadata,
                                    compression: compression, compressed: &compressed, stats: &stats, bytesOut: &out, done: done)
                     written.append(path)
-                    provisional(path)
                     done += items.count
                 }
                 let index = FolioSharding.index(decisions: decisions, plans: plans, shards: shards, names: names, files: c.files, metadata: c.metadata)
+                // The index too: a signal between its rename and the end of this scope then
+                // removes the whole set, never the shards alone.
+                provisional(FolioSharding.indexPath(dst))
                 try FileSystem.writeAtomically(FolioSharding.indexPath(dst), Array(index.serialized(pretty: true).utf8) + [0x0A])
             } catch {
                 for p in written { FileSystem.remove(p) }

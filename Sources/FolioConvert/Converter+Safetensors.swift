@@ -60,9 +60,10 @@ extension Converter {
                 var done = 0
                 for (k, g) in groups.enumerated() {
                     let path = dir + "/" + names[k]
+                    // Before the shard exists, so that no moment is left between its rename and this.
+                    provisional(path)
                     reports += try writeSafetensorsFile(c, to: path, indices: g, plans: plans, targets: targets, metadata: metadata, done: done)
                     written.append(path)
-                    provisional(path)
                     done += g.count
                 }
                 var weightMap: [(String, JSONValue)] = []
@@ -75,6 +76,7 @@ extension Converter {
                     try FileSystem.makeDirectories(FolioSharding.directory(of: target))
                     try FileSystem.writeAtomically(target, f.bytes)
                 }
+                provisional(dir + "/" + stem + ".safetensors.index.json")  // as in writeFolio
                 try FileSystem.writeAtomically(dir + "/" + stem + ".safetensors.index.json", Array(index.serialized(pretty: true).utf8) + [0x0A])
             } catch {
                 for p in written { FileSystem.remove(p) }

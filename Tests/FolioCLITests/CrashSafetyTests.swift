@@ -69,10 +69,10 @@ import Glibc
         #expect(interrupted > 0, "every write finished before its signal")
     }
 
-    /// A sharded conversion interrupted before its index is written leaves no shard behind
-    /// (shards without their index are not a model).
-    @Test(arguments: [Int32(SIGINT), SIGTERM])
-    func interruptedShardedConversionsLeaveNoShards(_ signal: Int32) throws {
+    /// A sharded conversion, plain or compressed (through scratch files), interrupted before
+    /// its index is written leaves nothing behind (shards without their index are not a model).
+    @Test(arguments: [Int32(SIGINT), SIGTERM], [false, true])
+    func interruptedShardedConversionsLeaveNoShards(_ signal: Int32, compressed: Bool) throws {
         let s = Scratch()
         let src = s.file("src.folio")
         #expect(try folio([Self.args[0], Self.args[1], src] + Array(Self.args.dropFirst(2))).status == 0)
@@ -80,7 +80,7 @@ import Glibc
         var interrupted = 0
         for delay in [0.05, 0.2, 0.5, 1.0, 2.0] {
             try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
-            let pid = try Self.spawn(["convert", src, out + "/m.folio", "--max-shard-size", "8MB"])
+            let pid = try Self.spawn(["convert", src, out + "/m.folio", "--max-shard-size", "8MB"] + (compressed ? ["--compress", "lz4"] : []))
             Thread.sleep(forTimeInterval: delay)
             kill(pid, signal)
             let done = Self.finished(pid)
