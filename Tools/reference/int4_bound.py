@@ -23,16 +23,12 @@ Usage: python3 Tools/reference/int4_bound.py [--model DIR] [--seeds 8]
 (a few minutes on 2 cores; needs Tools/fetch-minilm first)
 """
 import argparse
-import json
 import os
 
 import numpy as np
-import torch
-from sentence_transformers import SentenceTransformer
 
 from affine_search import FOLIO, search_values
-
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from int4_sensitivity import TestSet
 
 
 def main():
@@ -40,26 +36,11 @@ def main():
     ap.add_argument("--model", default=os.path.expanduser("~/.cache/folio/all-MiniLM-L6-v2"))
     ap.add_argument("--seeds", type=int, default=8)
     args = ap.parse_args()
-    torch.set_num_threads(os.cpu_count() or 1)
-    sentences = json.load(open(os.path.join(ROOT, "Tests/Fixtures/minilm/sentences.json")))
-    model = SentenceTransformer(args.model, device="cpu")
-    weight = model[0].auto_model.embeddings.word_embeddings.weight
-    w0 = weight.detach().numpy().copy()
-    ref = model.encode(sentences, batch_size=32, convert_to_numpy=True)
-    used = sorted({i for s in sentences for i in model.tokenizer([s], truncation=True, max_length=model.max_seq_length)["input_ids"][0]})
+    t = TestSet(args.model)
+    sentences, w0, used, cosines = t.sentences, t.w0, t.used, t.cosines
     x = w0[used].astype(np.float64)
     groups = x.reshape(len(used), -1, 32)
     mean, var = groups.mean(2, keepdims=True), groups.var(2, keepdims=True)
-
-    def cosines(rows):
-        w = w0.copy()
-        w[used] = rows.reshape(x.shape).astype(np.float32)
-        with torch.no_grad():
-            weight.copy_(torch.from_numpy(w))
-        got = model.encode(sentences, batch_size=32, convert_to_numpy=True)
-        with torch.no_grad():
-            weight.copy_(torch.from_numpy(w0))
-        return (got * ref).sum(1) / np.linalg.norm(got, axis=1) / np.linalg.norm(ref, axis=1)
 
     z = ((w0.reshape(-1, 32) - w0.reshape(-1, 32).mean(1, keepdims=True)) / w0.reshape(-1, 32).std(1, keepdims=True)).ravel()
     counts, edges = np.histogram(z, bins=400, range=(-6, 6))

@@ -20,16 +20,14 @@ Tools/fetch-minilm first)
 import argparse
 import gettext
 import glob
-import json
 import os
 import random
 import re
 
 import numpy as np
 import torch
-from sentence_transformers import SentenceTransformer
 
-from int4_sensitivity import ROOT, h_aware, search
+from int4_sensitivity import TestSet, h_aware, pooled, search
 
 
 def corpus(test, per_language=12):
@@ -65,24 +63,16 @@ def main():
     ap.add_argument("--step", type=int, default=200)
     ap.add_argument("--ridge", type=float, default=0.5, help="H + ridge * trace(H) / dim * I")
     args = ap.parse_args()
-    torch.set_num_threads(os.cpu_count() or 1)
-    sentences = json.load(open(os.path.join(ROOT, "Tests/Fixtures/minilm/sentences.json")))
+    t = TestSet(args.model)
+    sentences, model, w0, used, dim = t.sentences, t.model, t.w0, t.used, t.dim
     calibration, languages = corpus(set(sentences))
     print(f"corpus: {len(calibration)} messages in {languages} languages", flush=True)
-    model = SentenceTransformer(args.model, device="cpu")
     bert, tok = model[0].auto_model, model.tokenizer
-    weight = bert.embeddings.word_embeddings.weight
-    w0 = weight.detach().numpy().copy()
-    table = weight.detach()
-    ref = model.encode(sentences, batch_size=32, convert_to_numpy=True)
-    used = sorted({i for s in sentences for i in tok([s], truncation=True, max_length=model.max_seq_length)["input_ids"][0]})
-    dim = w0.shape[1]
+    table = t.weight.detach()
     base = search(w0[used].reshape(-1, 32).astype(np.float64)).reshape(len(used), dim)
 
     def embed(z, mask):
-        out = bert(inputs_embeds=z, attention_mask=mask).last_hidden_state
-        w = mask.unsqueeze(-1).float()
-        return torch.nn.functional.normalize((out * w).sum(1) / w.sum(1), dim=-1)[0]
+        return pooled(bert, z, mask)
 
     def report(n, total, tokens, own, counts):
         one = total / tokens
@@ -90,14 +80,7 @@ def main():
         for i, r in enumerate(used):
             h = own[r] / counts[r] if r in own else one
             rows[i] = h_aware(w0[r].astype(np.float64), base[i], h + args.ridge * np.trace(h) / dim * np.eye(dim))
-        w = w0.copy()
-        w[used] = rows.astype(np.float32)
-        with torch.no_grad():
-            weight.copy_(torch.from_numpy(w))
-        got = model.encode(sentences, batch_size=32, convert_to_numpy=True)
-        with torch.no_grad():
-            weight.copy_(torch.from_numpy(w0))
-        cos = (got * ref).sum(1) / np.linalg.norm(got, axis=1) / np.linalg.norm(ref, axis=1)
+        cos = t.cosines(rows)
         worst = int(cos.argmin())
         print(f"{n:5d} calibration sentences ({len(own)}/{len(used)} test rows seen): min {cos.min():.5f} mean {cos.mean():.5f}  worst {sentences[worst][:28]!r}", flush=True)
 

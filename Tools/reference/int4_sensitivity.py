@@ -54,6 +54,40 @@ CALIBRATION = [
 ]
 
 
+class TestSet:
+    """The 58 test sentences, sentence-transformers' float embeddings of them, and the rows of
+    the word-embedding table they use (`used`; `w0` is the whole float table)."""
+
+    def __init__(self, model_dir):
+        torch.set_num_threads(os.cpu_count() or 1)
+        self.sentences = json.load(open(os.path.join(ROOT, "Tests/Fixtures/minilm/sentences.json")))
+        self.model = SentenceTransformer(model_dir, device="cpu")
+        self.weight = self.model[0].auto_model.embeddings.word_embeddings.weight
+        self.w0 = self.weight.detach().numpy().copy()
+        self.ref = self.model.encode(self.sentences, batch_size=32, convert_to_numpy=True)
+        tok, n = self.model.tokenizer, self.model.max_seq_length
+        self.used = sorted({i for s in self.sentences for i in tok([s], truncation=True, max_length=n)["input_ids"][0]})
+        self.dim = self.w0.shape[1]
+
+    def cosines(self, rows):
+        """Per-sentence cosine to the float embeddings with the used rows replaced by `rows`."""
+        w = self.w0.copy()
+        w[self.used] = np.asarray(rows).reshape(len(self.used), self.dim).astype(np.float32)
+        with torch.no_grad():
+            self.weight.copy_(torch.from_numpy(w))
+        got = self.model.encode(self.sentences, batch_size=32, convert_to_numpy=True)
+        with torch.no_grad():
+            self.weight.copy_(torch.from_numpy(self.w0))
+        return (got * self.ref).sum(1) / np.linalg.norm(got, axis=1) / np.linalg.norm(self.ref, axis=1)
+
+
+def pooled(bert, z, mask):
+    """all-MiniLM-L6-v2's normalized mean-pooled embedding of input embeddings z [1, T, C]."""
+    out = bert(inputs_embeds=z, attention_mask=mask).last_hidden_state
+    w = mask.unsqueeze(-1).float()
+    return torch.nn.functional.normalize((out * w).sum(1) / w.sum(1), dim=-1)[0]
+
+
 def search(g):
     """Folio's affine search (FOLIO.md 6.6) on groups g [n, 32]: dequantized values."""
     return search_values(g, *FOLIO)[0]
@@ -111,9 +145,7 @@ def sensitivities(model, sentences):
     dim = table.shape[1]
 
     def embed(z, mask):
-        out = bert(inputs_embeds=z, attention_mask=mask).last_hidden_state
-        w = mask.unsqueeze(-1).float()
-        return torch.nn.functional.normalize((out * w).sum(1) / w.sum(1), dim=-1)[0]
+        return pooled(bert, z, mask)
 
     total, per_row, counts, n = np.zeros((dim, dim)), {}, {}, 0
     for s in sentences:
@@ -138,26 +170,13 @@ def main():
     ap.add_argument("--model", default=os.path.expanduser("~/.cache/folio/all-MiniLM-L6-v2"))
     ap.add_argument("--ridge", type=float, default=0.5, help="H + ridge * trace(H) / dim * I")
     args = ap.parse_args()
-    torch.set_num_threads(os.cpu_count() or 1)
-    sentences = json.load(open(os.path.join(ROOT, "Tests/Fixtures/minilm/sentences.json")))
+    t = TestSet(args.model)
+    sentences, model, w0, used, dim = t.sentences, t.model, t.w0, t.used, t.dim
     assert not set(sentences) & set(CALIBRATION)
-    model = SentenceTransformer(args.model, device="cpu")
-    weight = model[0].auto_model.embeddings.word_embeddings.weight
-    w0 = weight.detach().numpy().copy()
-    ref = model.encode(sentences, batch_size=32, convert_to_numpy=True)
-    used = sorted({i for s in sentences for i in model.tokenizer([s], truncation=True, max_length=model.max_seq_length)["input_ids"][0]})
-    dim = w0.shape[1]
     base = search(w0[used].reshape(-1, 32).astype(np.float64)).reshape(len(used), dim)
 
     def report(name, rows):
-        w = w0.copy()
-        w[used] = rows.astype(np.float32)
-        with torch.no_grad():
-            weight.copy_(torch.from_numpy(w))
-        got = model.encode(sentences, batch_size=32, convert_to_numpy=True)
-        with torch.no_grad():
-            weight.copy_(torch.from_numpy(w0))
-        cos = (got * ref).sum(1) / np.linalg.norm(got, axis=1) / np.linalg.norm(ref, axis=1)
+        cos = t.cosines(rows)
         worst = np.argsort(cos)[:2]
         print(f"{name:58s} min {cos.min():.5f} mean {cos.mean():.5f}  worst: " + "; ".join(f"{cos[i]:.5f} {sentences[i][:24]!r}" for i in worst), flush=True)
 
