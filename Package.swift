@@ -30,7 +30,7 @@ let package = Package(
             providers: [.apt(["libzstd-dev"])]
         ),
         .target(name: "CFolioKernels"),
-        .target(name: "CFolioMath"),
+        .target(name: "CFolioMath", dependencies: ["CFolioKernels"]),
         .systemLibrary(
             name: "COpenBLAS",
             path: "Sources/COpenBLAS",
@@ -52,7 +52,7 @@ let package = Package(
         ),
         .testTarget(name: "FolioTests", dependencies: ["Folio", "CFolioKernels"]),
         .testTarget(name: "FolioConvertTests", dependencies: ["Folio", "FolioConvert"]),
-        .testTarget(name: "FolioInferenceTests", dependencies: ["Folio", "FolioConvert", "FolioInference"]),
+        .testTarget(name: "FolioInferenceTests", dependencies: ["Folio", "FolioConvert", "FolioInference", "CFolioMath", "CFolioKernels"]),
         .testTarget(name: "FolioCLITests", dependencies: ["Folio", "FolioConvert", "folio"]),
     ]
 )

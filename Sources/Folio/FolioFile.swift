@@ -144,7 +144,7 @@ public final class FolioFile: Sendable {
 
     /// The C kernel's record kind and group size for an encoding, nil for encodings it does
     /// not decode (f64 and integer dtypes).
-    static func kernelKind(_ e: Encoding) -> (Int32, Int)? {
+    public static func kernelKind(_ e: Encoding) -> (Int32, Int)? {
         switch e {
         case .plain(.f32): return (Int32(FOLIO_ROW_F32), 0)
         case .plain(.f16): return (Int32(FOLIO_ROW_F16), 0)

@@ -13,7 +13,7 @@ protocol CausalLM: AnyObject, Sendable {
 
 extension CausalLM {
     /// Final norm, then logits of the wanted rows of `hidden` ([count, width]).
-    func logits(hidden: [Float], count: Int, width: Int, allLogits: Bool, norm: Weight, eps: Float, head: Weight) -> [Float] {
+    func logits(hidden: [Float], count: Int, width: Int, allLogits: Bool, norm: Weight, eps: Float, head: Matrix) -> [Float] {
         let first = allLogits ? 0 : count - 1
         let rows = count - first
         var normed = [Float](repeating: 0, count: rows * width)
@@ -21,7 +21,7 @@ extension CausalLM {
             Math.rmsNorm(h.baseAddress! + first * width, rows: rows, width: width, weight: norm.values, eps: eps, into: &normed)
         }
         var out = [Float](repeating: 0, count: rows * vocabSize)
-        Math.linear(normed, rows: rows, inFeatures: width, weight: head.values, outFeatures: vocabSize, bias: nil, into: &out)
+        Math.linear(normed, rows: rows, inFeatures: width, matrix: head, bias: nil, into: &out)
         return out
     }
 }

@@ -10,9 +10,9 @@ final class LlamaModel: CausalLM, @unchecked Sendable {
     // @unchecked: immutable after init.
     struct Layer {
         let inNorm, postNorm: Weight
-        let q, k, v, o: Weight
+        let q, k, v, o: Matrix
         let qb, kb, vb, ob: Weight?
-        let gate, up, down: Weight
+        let gate, up, down: Matrix
         let gateb, upb, downb: Weight?
     }
 
@@ -22,7 +22,7 @@ final class LlamaModel: CausalLM, @unchecked Sendable {
     let embed: EmbeddingTable
     let layers: [Layer]
     let norm: Weight
-    let head: Weight
+    let head: Matrix
 
     init(config c: ModelConfig, weights w: WeightStore) throws {
         hidden = try c.int("hidden_size")
@@ -48,23 +48,23 @@ final class LlamaModel: CausalLM, @unchecked Sendable {
             return Layer(
                 inNorm: try w.weight(p + "input_layernorm.weight", shape: [h]),
                 postNorm: try w.weight(p + "post_attention_layernorm.weight", shape: [h]),
-                q: try w.weight(p + "self_attn.q_proj.weight", shape: [heads * d, h]),
-                k: try w.weight(p + "self_attn.k_proj.weight", shape: [kvHeads * d, h]),
-                v: try w.weight(p + "self_attn.v_proj.weight", shape: [kvHeads * d, h]),
-                o: try w.weight(p + "self_attn.o_proj.weight", shape: [h, heads * d]),
+                q: try w.matrix(p + "self_attn.q_proj.weight", shape: [heads * d, h]),
+                k: try w.matrix(p + "self_attn.k_proj.weight", shape: [kvHeads * d, h]),
+                v: try w.matrix(p + "self_attn.v_proj.weight", shape: [kvHeads * d, h]),
+                o: try w.matrix(p + "self_attn.o_proj.weight", shape: [h, heads * d]),
                 qb: try bias("self_attn.q_proj.bias", heads * d, attnBias), kb: try bias("self_attn.k_proj.bias", kvHeads * d, attnBias),
                 vb: try bias("self_attn.v_proj.bias", kvHeads * d, attnBias), ob: try bias("self_attn.o_proj.bias", h, attnBias),
-                gate: try w.weight(p + "mlp.gate_proj.weight", shape: [f, h]),
-                up: try w.weight(p + "mlp.up_proj.weight", shape: [f, h]),
-                down: try w.weight(p + "mlp.down_proj.weight", shape: [h, f]),
+                gate: try w.matrix(p + "mlp.gate_proj.weight", shape: [f, h]),
+                up: try w.matrix(p + "mlp.up_proj.weight", shape: [f, h]),
+                down: try w.matrix(p + "mlp.down_proj.weight", shape: [h, f]),
                 gateb: try bias("mlp.gate_proj.bias", f, mlpBias), upb: try bias("mlp.up_proj.bias", f, mlpBias), downb: try bias("mlp.down_proj.bias", h, mlpBias))
         }
         norm = try w.weight("model.norm.weight", shape: [h])
         let tied = try c.bool("tie_word_embeddings", false)
         if !tied || w.has("lm_head.weight") {
-            head = try w.weight("lm_head.weight", shape: [vocabSize, h])
+            head = try w.matrix("lm_head.weight", shape: [vocabSize, h])
         } else {
-            head = try w.weight("model.embed_tokens.weight", shape: [vocabSize, h])
+            head = try w.matrix("model.embed_tokens.weight", shape: [vocabSize, h])
         }
     }
 
@@ -91,9 +91,9 @@ final class LlamaModel: CausalLM, @unchecked Sendable {
                 k.withUnsafeMutableBufferPointer { kp in
                     v.withUnsafeMutableBufferPointer { vp in
                         Math.linears(xn, rows: n, inFeatures: h, [
-                            LinearOutput(weight: L.q.values, count: heads * d, bias: L.qb?.values, out: qp.baseAddress!),
-                            LinearOutput(weight: L.k.values, count: kvHeads * d, bias: L.kb?.values, out: kp.baseAddress!),
-                            LinearOutput(weight: L.v.values, count: kvHeads * d, bias: L.vb?.values, out: vp.baseAddress!),
+                            LinearOutput(matrix: L.q, bias: L.qb?.values, out: qp.baseAddress!),
+                            LinearOutput(matrix: L.k, bias: L.kb?.values, out: kp.baseAddress!),
+                            LinearOutput(matrix: L.v, bias: L.vb?.values, out: vp.baseAddress!),
                         ])
                     }
                 }
@@ -102,19 +102,19 @@ final class LlamaModel: CausalLM, @unchecked Sendable {
             rope.apply(&k, positions: past, count: n, rowStride: kvHeads * d, heads: kvHeads, headStride: d)
             cache.append(slot: i, keys: k, values: v, count: n)
             Attention.causal(q: q, count: n, past: past, slot: cache.slots[i], heads: heads, kvHeads: kvHeads, qkDim: d, vDim: d, scale: scale, into: &ctx)
-            Math.linear(ctx, rows: n, inFeatures: heads * d, weight: L.o.values, outFeatures: h, bias: L.ob?.values, into: &o)
+            Math.linear(ctx, rows: n, inFeatures: heads * d, matrix: L.o, bias: L.ob?.values, into: &o)
             Math.add(&x, o, count: n * h)
             Math.rmsNorm(x, rows: n, width: h, weight: L.postNorm.values, eps: eps, into: &xn)
             g.withUnsafeMutableBufferPointer { gp in
                 u.withUnsafeMutableBufferPointer { up in
                     Math.linears(xn, rows: n, inFeatures: h, [
-                        LinearOutput(weight: L.gate.values, count: inter, bias: L.gateb?.values, out: gp.baseAddress!),
-                        LinearOutput(weight: L.up.values, count: inter, bias: L.upb?.values, out: up.baseAddress!),
+                        LinearOutput(matrix: L.gate, bias: L.gateb?.values, out: gp.baseAddress!),
+                        LinearOutput(matrix: L.up, bias: L.upb?.values, out: up.baseAddress!),
                     ])
                 }
             }
             Math.siluMul(&g, u, count: n * inter)
-            Math.linear(g, rows: n, inFeatures: inter, weight: L.down.values, outFeatures: h, bias: L.downb?.values, into: &o)
+            Math.linear(g, rows: n, inFeatures: inter, matrix: L.down, bias: L.downb?.values, into: &o)
             Math.add(&x, o, count: n * h)
         }
         cache.advance(n)

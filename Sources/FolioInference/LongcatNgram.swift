@@ -27,16 +27,16 @@ final class LongcatNgramModel: CausalLM, @unchecked Sendable {
     enum Semantics: String, Sendable { case checkpoint, mlxLM = "mlx-lm" }
 
     struct MLA {
-        let qA: Weight?, qABias: Weight?, qANorm: Weight?, qB: Weight
-        let kvA: Weight, kvABias: Weight?, kvANorm: Weight, kvB: Weight
-        let o: Weight, oBias: Weight?
+        let qA: Matrix?, qABias: Weight?, qANorm: Weight?, qB: Matrix
+        let kvA: Matrix, kvABias: Weight?, kvANorm: Weight, kvB: Matrix
+        let o: Matrix, oBias: Weight?
     }
-    struct MLP { let gate, up, down: Weight }
+    struct MLP { let gate, up, down: Matrix }
     struct Layer {
         let inNorm: [Weight], postNorm: [Weight]
         let attn: [MLA]
         let mlps: [MLP]
-        let router: Weight, routerBias: Weight?, correction: Weight
+        let router: Matrix, routerBias: Weight?, correction: Weight
         let experts: [MLP]
     }
 
@@ -55,10 +55,10 @@ final class LongcatNgramModel: CausalLM, @unchecked Sendable {
     let tables: [EmbeddingTable]
     /// The post projections side by side, [hidden, k(n-1) · tableWidth]: the sum of the
     /// projected rows is one product of the concatenated rows with this.
-    let postProj: Weight
+    let postProj: Matrix
     let tableWidth: Int
     let layers: [Layer]
-    let norm: Weight, head: Weight
+    let norm: Weight, head: Matrix
 
     init(config c: ModelConfig, weights w: WeightStore, semantics: Semantics, eosIDs: Set<Int32>) throws {
         self.semantics = semantics
@@ -112,25 +112,25 @@ final class LongcatNgramModel: CausalLM, @unchecked Sendable {
             let p = try w.dense("model.ngram_embeddings.post_projs.\(i).weight", shape: [h, h / count])
             for r in 0..<h { for j in 0..<(h / count) { concat[r * h + i * (h / count) + j] = p[r * (h / count) + j] } }
         }
-        postProj = Weight(copying: concat)
+        postProj = Matrix(copying: concat, rows: h, cols: h)
         func mla(_ p: String) throws -> MLA {
             let qk = nope + ropeD
-            let qA = try qRank.map { try w.weight(p + "q_a_proj.weight", shape: [$0, h]) }
+            let qA = try qRank.map { try w.matrix(p + "q_a_proj.weight", shape: [$0, h]) }
             return MLA(
                 qA: qA,
                 qABias: try qRank.flatMap { attnBias ? try w.weight(p + "q_a_proj.bias", shape: [$0]) : nil },
                 qANorm: try qRank.map { try w.weight(p + "q_a_layernorm.weight", shape: [$0]) },
-                qB: try qRank.map { try w.weight(p + "q_b_proj.weight", shape: [heads * qk, $0]) } ?? w.weight(p + "q_proj.weight", shape: [heads * qk, h]),
-                kvA: try w.weight(p + "kv_a_proj_with_mqa.weight", shape: [rank + ropeD, h]),
+                qB: try qRank.map { try w.matrix(p + "q_b_proj.weight", shape: [heads * qk, $0]) } ?? w.matrix(p + "q_proj.weight", shape: [heads * qk, h]),
+                kvA: try w.matrix(p + "kv_a_proj_with_mqa.weight", shape: [rank + ropeD, h]),
                 kvABias: attnBias ? try w.weight(p + "kv_a_proj_with_mqa.bias", shape: [rank + ropeD]) : nil,
                 kvANorm: try w.weight(p + "kv_a_layernorm.weight", shape: [rank]),
-                kvB: try w.weight(p + "kv_b_proj.weight", shape: [heads * (nope + vD), rank]),
-                o: try w.weight(p + "o_proj.weight", shape: [h, heads * vD]),
+                kvB: try w.matrix(p + "kv_b_proj.weight", shape: [heads * (nope + vD), rank]),
+                o: try w.matrix(p + "o_proj.weight", shape: [h, heads * vD]),
                 oBias: attnBias ? try w.weight(p + "o_proj.bias", shape: [h]) : nil)
         }
         func mlp(_ p: String, _ f: Int) throws -> MLP {
-            MLP(gate: try w.weight(p + "gate_proj.weight", shape: [f, h]), up: try w.weight(p + "up_proj.weight", shape: [f, h]),
-                down: try w.weight(p + "down_proj.weight", shape: [h, f]))
+            MLP(gate: try w.matrix(p + "gate_proj.weight", shape: [f, h]), up: try w.matrix(p + "up_proj.weight", shape: [f, h]),
+                down: try w.matrix(p + "down_proj.weight", shape: [h, f]))
         }
         let (ffn, expertFfn, routed, all) = (ffn, expertFfn, routed, routed + zeroExperts)
         layers = try (0..<layerCount).map { l in
@@ -140,13 +140,13 @@ final class LongcatNgramModel: CausalLM, @unchecked Sendable {
                 postNorm: try (0..<2).map { try w.weight(p + "post_attention_layernorm.\($0).weight", shape: [h]) },
                 attn: try (0..<2).map { try mla(p + "self_attn.\($0).") },
                 mlps: try (0..<2).map { try mlp(p + "mlps.\($0).", ffn) },
-                router: try w.weight(p + "mlp.router.classifier.weight", shape: [all, h]),
+                router: try w.matrix(p + "mlp.router.classifier.weight", shape: [all, h]),
                 routerBias: routerBias ? try w.weight(p + "mlp.router.classifier.bias", shape: [all]) : nil,
                 correction: try w.weight(p + "mlp.router.e_score_correction_bias", shape: [all]),
                 experts: try (0..<routed).map { try mlp(p + "mlp.experts.\($0).", expertFfn) })
         }
         norm = try w.weight("model.norm.weight", shape: [h])
-        head = try w.weight("lm_head.weight", shape: [vocabSize, h])
+        head = try w.matrix("lm_head.weight", shape: [vocabSize, h])
     }
 
     /// Per sequence: the attention caches (two per layer) and the n-gram history, the last
@@ -203,7 +203,7 @@ final class LongcatNgramModel: CausalLM, @unchecked Sendable {
             try EmbeddingTable.gather(tables, rows: ids, into: $0.baseAddress!, stride: count * w, threads: Math.cores)
         }
         var proj = [Float](repeating: 0, count: n * h)
-        Math.linear(rows, rows: n, inFeatures: h, weight: postProj.values, outFeatures: h, bias: nil, into: &proj)
+        Math.linear(rows, rows: n, inFeatures: h, matrix: postProj, bias: nil, into: &proj)
         let inv = 1 / Float(1 + count)
         for i in 0..<(n * h) { x[i] = (x[i] + proj[i]) * inv }
         return x
@@ -242,15 +242,15 @@ final class LongcatNgramModel: CausalLM, @unchecked Sendable {
         var q = [Float](repeating: 0, count: n * heads * qk)
         if let qA = a.qA, let qANorm = a.qANorm, let qRank = qLoraRank {
             var t = [Float](repeating: 0, count: n * qRank)
-            Math.linear(x, rows: n, inFeatures: h, weight: qA.values, outFeatures: qRank, bias: a.qABias?.values, into: &t)
+            Math.linear(x, rows: n, inFeatures: h, matrix: qA, bias: a.qABias?.values, into: &t)
             Math.rmsNorm(t, rows: n, width: qRank, weight: qANorm.values, eps: loraEps, into: &t)
-            Math.linear(t, rows: n, inFeatures: qRank, weight: a.qB.values, outFeatures: heads * qk, bias: nil, into: &q)
+            Math.linear(t, rows: n, inFeatures: qRank, matrix: a.qB, bias: nil, into: &q)
         } else {
-            Math.linear(x, rows: n, inFeatures: h, weight: a.qB.values, outFeatures: heads * qk, bias: nil, into: &q)
+            Math.linear(x, rows: n, inFeatures: h, matrix: a.qB, bias: nil, into: &q)
         }
         if let s = qScale { for i in 0..<q.count { q[i] *= s } }
         var ckv = [Float](repeating: 0, count: n * (rank + ropeDim))
-        Math.linear(x, rows: n, inFeatures: h, weight: a.kvA.values, outFeatures: rank + ropeDim, bias: a.kvABias?.values, into: &ckv)
+        Math.linear(x, rows: n, inFeatures: h, matrix: a.kvA, bias: a.kvABias?.values, into: &ckv)
         var latent = [Float](repeating: 0, count: n * rank)
         ckv.withUnsafeBufferPointer { c in
             for t in 0..<n {
@@ -264,7 +264,7 @@ final class LongcatNgramModel: CausalLM, @unchecked Sendable {
         rope.apply(&q, positions: past, count: n, rowStride: heads * qk, heads: heads, headStride: qk, offset: nopeDim)
         rope.apply(&ckv, positions: past, count: n, rowStride: rank + ropeDim, heads: 1, headStride: rank + ropeDim, offset: rank)
         var kv = [Float](repeating: 0, count: n * heads * (nopeDim + vDim))
-        Math.linear(latent, rows: n, inFeatures: rank, weight: a.kvB.values, outFeatures: heads * (nopeDim + vDim), bias: nil, into: &kv)
+        Math.linear(latent, rows: n, inFeatures: rank, matrix: a.kvB, bias: nil, into: &kv)
         var keys = [Float](repeating: 0, count: n * heads * qk), values = [Float](repeating: 0, count: n * heads * vDim)
         for t in 0..<n {
             for hd in 0..<heads {
@@ -277,23 +277,23 @@ final class LongcatNgramModel: CausalLM, @unchecked Sendable {
         slot.append(keys: keys, values: values, count: n, at: past)
         var ctx = [Float](repeating: 0, count: n * heads * vDim)
         Attention.causal(q: q, count: n, past: past, slot: slot, heads: heads, kvHeads: heads, qkDim: qk, vDim: vDim, scale: attnScale, into: &ctx)
-        Math.linear(ctx, rows: n, inFeatures: heads * vDim, weight: a.o.values, outFeatures: h, bias: a.oBias?.values, into: &out)
+        Math.linear(ctx, rows: n, inFeatures: heads * vDim, matrix: a.o, bias: a.oBias?.values, into: &out)
     }
 
     func mlp(_ m: MLP, _ x: UnsafePointer<Float>, count n: Int, into out: UnsafeMutablePointer<Float>) {
-        let f = m.gate.count / hidden
+        let f = m.gate.rows
         var g = [Float](repeating: 0, count: n * f), u = g
-        Math.linear(x, rows: n, inFeatures: hidden, weight: m.gate.values, outFeatures: f, bias: nil, into: &g)
-        Math.linear(x, rows: n, inFeatures: hidden, weight: m.up.values, outFeatures: f, bias: nil, into: &u)
+        Math.linear(x, rows: n, inFeatures: hidden, matrix: m.gate, bias: nil, into: &g)
+        Math.linear(x, rows: n, inFeatures: hidden, matrix: m.up, bias: nil, into: &u)
         Math.siluMul(&g, u, count: n * f)
-        Math.linear(g, rows: n, inFeatures: f, weight: m.down.values, outFeatures: hidden, bias: nil, into: out)
+        Math.linear(g, rows: n, inFeatures: f, matrix: m.down, bias: nil, into: out)
     }
 
     /// The routed mixture of experts over `n` normed positions.
     func moe(_ L: Layer, _ x: [Float], count n: Int, into out: inout [Float]) {
         let h = hidden, all = routed + zeroExperts
         var scores = [Float](repeating: 0, count: n * all)
-        Math.linear(x, rows: n, inFeatures: h, weight: L.router.values, outFeatures: all, bias: L.routerBias?.values, into: &scores)
+        Math.linear(x, rows: n, inFeatures: h, matrix: L.router, bias: L.routerBias?.values, into: &scores)
         scores.withUnsafeMutableBufferPointer { Math.softmaxRows($0.baseAddress!, rows: n, width: all) }
         for i in 0..<(n * h) { out[i] = 0 }
         var assigned = [[(token: Int, weight: Float)]](repeating: [], count: routed)

@@ -15,12 +15,19 @@ struct SendableMut: @unchecked Sendable {
     let p: UnsafeMutablePointer<Float>
 }
 
-/// One output of `Math.linears`: y[m, count] = x · weight^T (+ bias).
+/// One output of `Math.linears`: y[m, matrix.rows] = x · matrix^T (+ bias).
 struct LinearOutput: @unchecked Sendable {
-    let weight: UnsafePointer<Float>
-    let count: Int
+    let matrix: Matrix
     let bias: UnsafePointer<Float>?
     let out: UnsafeMutablePointer<Float>
+    var count: Int { matrix.rows }
+}
+
+/// Pointers of one product, for the workers.
+private struct Product: @unchecked Sendable {
+    let x: UnsafePointer<Float>
+    let acts: UnsafeMutableRawPointer?
+    let actSize: Int
 }
 
 /// Dense float32 kernels over row-major matrices; matrix products go to OpenBLAS.
@@ -97,32 +104,79 @@ enum Math {
         }
     }
 
+    /// Inputs of at most this many rows go to the matrix-vector kernels (each row streams
+    /// the weights once); more rows decode weight tiles for a matrix-matrix product.
+    static let vectorRows = 2
+
+    /// `y[m, n] = x[m, k] · w[n, k]^T (+ bias[n])` for a weight matrix in any stored encoding.
+    static func linear(_ x: UnsafePointer<Float>, rows m: Int, inFeatures k: Int, matrix w: Matrix, bias: UnsafePointer<Float>?,
+                       into y: UnsafeMutablePointer<Float>) {
+        precondition(w.cols == k, "matrix of \(w.cols) columns applied to \(k) features")
+        if m > vectorRows, let f = w.float32Rows {
+            linear(x, rows: m, inFeatures: k, weight: f, outFeatures: w.rows, bias: bias, into: y)
+        } else if m > vectorRows {
+            tiled(x, rows: m, inFeatures: k, matrix: w, bias: bias, into: y)
+        } else {
+            linears(x, rows: m, inFeatures: k, [LinearOutput(matrix: w, bias: bias, out: y)])
+        }
+    }
+
     /// One linear layer per output of `outputs`, all on the same input `x` [m, k] (q, k and v;
-    /// gate and up): a single dispatch whose work is the outputs' rows side by side, split
-    /// evenly over the cores, so that each core streams its share of every weight.
+    /// gate and up). For a few rows, a single dispatch whose work is the outputs' rows side by
+    /// side, split evenly over the cores, so that each core streams its share of every weight
+    /// through the matrix-vector kernels (the input prepared once for all of them).
     static func linears(_ x: UnsafePointer<Float>, rows m: Int, inFeatures k: Int, _ outputs: [LinearOutput]) {
-        if m >= 4 * cores || cores == 1 {
-            for o in outputs { linear(x, rows: m, inFeatures: k, weight: o.weight, outFeatures: o.count, bias: o.bias, into: o.out) }
+        if m > vectorRows {
+            for o in outputs { linear(x, rows: m, inFeatures: k, matrix: o.matrix, bias: o.bias, into: o.out) }
             return
         }
         _ = setUp
+        let actSize = folio_act_size(k)
+        let prepared = outputs.contains { $0.matrix.needsPreparedInput }
+        let acts = prepared ? UnsafeMutableRawPointer.allocate(byteCount: actSize * m, alignment: 64) : nil
+        defer { acts?.deallocate() }
+        if let acts { for r in 0..<m { folio_act_prepare(x + r * k, k, acts + r * actSize) } }
+        let job = Product(x: x, acts: acts, actSize: actSize)
         let total = outputs.reduce(0) { $0 + $1.count }
         let starts = outputs.reduce(into: [0]) { $0.append($0.last! + $1.count) }
-        let xs = SendableMut(p: UnsafeMutablePointer(mutating: x))
-        parallelParts(cores) { b in
-            let lo = (total * b / cores) & ~15, hi = b == cores - 1 ? total : (total * (b + 1) / cores) & ~15
+        let parts = total >= 64 ? cores : 1
+        parallelParts(parts) { b in
+            // Row ranges on 16-row boundaries keep each core's weight rows apart.
+            let lo = (total * b / parts) & ~15, hi = b == parts - 1 ? total : (total * (b + 1) / parts) & ~15
             for (i, o) in outputs.enumerated() {
                 let a = max(lo, starts[i]) - starts[i], e = min(hi, starts[i + 1]) - starts[i]
                 guard e > a else { continue }
-                let n = o.count, cols = e - a
-                if let bias = o.bias {
-                    for r in 0..<m { (o.out + r * n + a).update(from: bias + a, count: cols) }
+                let n = o.count
+                withUnsafePointer(to: o.matrix.storage) { w in
+                    for r in 0..<m {
+                        if let bias = o.bias { (o.out + r * n + a).update(from: bias + a, count: e - a) }
+                        folio_matvec(w, a, e, job.x + r * k, job.acts.map { $0 + r * job.actSize }, o.out + r * n, o.bias == nil ? 0 : 1)
+                    }
                 }
-                if m == 1 {
-                    folio_gemv(o.weight + a * k, cols, k, xs.p, o.out + a, o.bias == nil ? 0 : 1)
-                } else {
-                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(m), Int32(cols), Int32(k), 1, xs.p, Int32(k), o.weight + a * k,
-                                Int32(k), o.bias == nil ? 0 : 1, o.out + a, Int32(n))
+            }
+        }
+    }
+
+    /// Many rows against a matrix not stored as float32: each core decodes tiles of the
+    /// weights (at most 1 MiB of float32 each, so a tile stays in cache) and multiplies all
+    /// of x by them; no float32 copy of the whole matrix exists at any time.
+    static func tiled(_ x: UnsafePointer<Float>, rows m: Int, inFeatures k: Int, matrix w: Matrix, bias: UnsafePointer<Float>?,
+                      into y: UnsafeMutablePointer<Float>) {
+        _ = setUp
+        let n = w.rows
+        let tile = min(n, max(16, ((1 << 18) / max(1, k)) & ~15))
+        let tiles = (n + tile - 1) / tile, parts = min(cores, tiles)
+        let p = SendableRaw(x: x, w: x, b: bias, y: y)
+        parallelParts(parts) { part in
+            let scratch = UnsafeMutablePointer<Float>.allocate(capacity: tile * k)
+            defer { scratch.deallocate() }
+            withUnsafePointer(to: w.storage) { ws in
+                for t in (tiles * part / parts)..<(tiles * (part + 1) / parts) {
+                    let lo = t * tile, hi = min(n, lo + tile), count = hi - lo
+                    folio_matrix_decode(ws, lo, hi, scratch)
+                    if let bias = p.b { for r in 0..<m { (p.y + r * n + lo).update(from: bias + lo, count: count) } }
+                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(m), Int32(count), Int32(k), 1, p.x, Int32(k), scratch, Int32(k),
+                                p.b == nil ? 0 : 1, p.y + lo, Int32(n))
                 }
             }
         }

@@ -60,6 +60,15 @@ final class WeightStore: @unchecked Sendable {
         return try Weight(file: parts[0].file, tensor: parts[0].tensor)
     }
 
+    /// A weight matrix [rows, cols] read in place in its stored encoding (decoded to an owned
+    /// float32 copy only when split across shards or stored compressed), checking its shape.
+    func matrix(_ name: String, shape: [Int]) throws -> Matrix {
+        precondition(shape.count == 2)
+        let parts = try parts(name, shape: shape)
+        guard parts.count == 1 else { return Matrix(copying: try dense(name, shape: shape), rows: shape[0], cols: shape[1]) }
+        return try Matrix(file: parts[0].file, tensor: parts[0].tensor)
+    }
+
     /// An embedding table, gathered by rows (from several shards when it is split).
     func table(_ name: String, rows: Int, width: Int) throws -> EmbeddingTable {
         let parts = try parts(name, shape: [rows, width])

@@ -1,0 +1,56 @@
+#ifndef FOLIO_MATVEC_H
+#define FOLIO_MATVEC_H
+#include <stddef.h>
+#include <stdint.h>
+
+/// Matrix products straight from stored row records (Formats/FOLIO.md sections 5 to 7): one
+/// kernel per encoding, each with a plain reference beside it.
+///
+/// A matrix is `rows` records of `cols` values of one kind (the FOLIO_ROW_* kinds of
+/// folio_kernels.h; `group` values per group for the grouped kinds); row r's record is at
+///     base + (r / rows_per_block) * block + (r % rows_per_block) * stride
+/// which covers dense rows (rows_per_block 1, block = stride), records back to back and paged
+/// tables alike.
+typedef struct {
+    int kind;
+    size_t group;
+    const uint8_t *base;
+    size_t rows, cols;
+    size_t rows_per_block, block, stride;
+} folio_matrix;
+
+/// Bytes of a prepared activation for `cols` inputs (a multiple of 64).
+size_t folio_act_size(size_t cols);
+
+/// Prepares one input vector x[cols] for folio_matvec into `act` (folio_act_size bytes,
+/// 64-byte aligned): for the integer kinds, x cut into blocks of 32 values, block b quantized
+/// as d_b = max|x| / 127 and q = clamp(rint(x / d_b ... as x * (127 / max|x|)), -127, 127)
+/// (all zero when the block is), with the block's float sum; for bfloat16, x split as
+/// hi + lo, both rounded to bfloat16 (x - hi - lo is below 2^-16 |x|).
+void folio_act_prepare(const float *x, size_t cols, void *act);
+
+/// y[r] = (accumulate ? y[r] : 0) + row r · x for lo <= r < hi, reading every record once.
+/// float32, float16 and bfloat16 rows: float32 products (bfloat16 against hi and lo of x);
+/// int8 and int8/gN: Σ_b s · d_b · Σ q_w q_x with exact integer sums per block; int4/gN and
+/// affine8/gN add m_g · Σ_{j in g} x_j with the float sums. AVX-512 (VNNI, BF16) versions
+/// where the CPU has them, portable loops otherwise.
+void folio_matvec(const folio_matrix *m, size_t lo, size_t hi, const float *x, const void *act, float *y, int accumulate);
+
+/// folio_matvec with the portable loops only (whatever the CPU has).
+void folio_matvec_portable(const folio_matrix *m, size_t lo, size_t hi, const float *x, const void *act, float *y, int accumulate);
+
+/// The reference: the same quantities summed in double, one term at a time.
+void folio_matvec_ref(const folio_matrix *m, size_t lo, size_t hi, const float *x, const void *act, float *y, int accumulate);
+
+/// Rows lo..<hi decoded to float32 (s·q + m as in the storage layer's decoders), row r to
+/// out + (r - lo) * cols: the tiles of a prefill's matrix product.
+void folio_matrix_decode(const folio_matrix *m, size_t lo, size_t hi, float *out);
+
+/// Use the AVX-512 kernels where the CPU has them (on, the default) or only the portable
+/// ones (off). Returns a bit set of what the vector paths may use: 1 VNNI int8 dot products,
+/// 2 BF16 dot products, 4 AVX-512F float kernels.
+int folio_matvec_use_vector(int on);
+/// The bit set folio_matvec uses now.
+int folio_matvec_features(void);
+
+#endif

@@ -1,0 +1,469 @@
+#include "folio_matvec.h"
+#include "folio_kernels.h"
+#include <math.h>
+#include <string.h>
+#include <stdatomic.h>
+
+/* Matrix-vector products over stored row records. Each encoding has three versions: the
+   reference (double sums, one term at a time), a portable one (plain loops) and an AVX-512
+   one (VNNI for the integer codes, BF16 dot products for bfloat16), chosen per call from the
+   CPU features found at load time.
+
+   The integer kinds never widen the weights to float: the input is quantized once per call
+   to int8 in blocks of 32 (folio_act_prepare), and each block of a row contributes
+   scale_w * d_b * Σ q_w q_x with the integer sum exact (at most 32 * 255 * 127 in magnitude),
+   as llama.cpp's Q8_0 dot products do. Group sizes are multiples of 32 (FOLIO.md 9.1), so a
+   block never spans two groups. */
+
+#define BLOCK 32
+
+static inline size_t blocks_of(size_t cols) { return (cols + BLOCK - 1) / BLOCK; }
+static inline size_t align64(size_t n) { return (n + 63) & ~(size_t)63; }
+
+typedef struct {
+    const int8_t *q;     /* [kp] codes in order */
+    const int8_t *q4;    /* [kp] per block: the 16 even-indexed codes, then the 16 odd ones */
+    const float *d;      /* [nb] block steps */
+    const float *xs;     /* [nb] float sums of x per block */
+    const uint16_t *xh;  /* [kp] bfloat16 hi parts */
+    const uint16_t *xl;  /* [kp] bfloat16 lo parts */
+} act_view;
+
+static void act_offsets(size_t cols, size_t off[6], size_t *total) {
+    size_t nb = blocks_of(cols), kp = nb * BLOCK;
+    off[0] = 0;
+    off[1] = kp;
+    off[2] = 2 * kp;
+    off[3] = 2 * kp + 4 * nb;
+    off[4] = align64(2 * kp + 8 * nb);
+    off[5] = off[4] + 2 * kp;
+    *total = align64(off[5] + 2 * kp);
+}
+
+size_t folio_act_size(size_t cols) {
+    size_t off[6], total;
+    act_offsets(cols, off, &total);
+    return total;
+}
+
+static act_view view(const void *act, size_t cols) {
+    size_t off[6], total;
+    act_offsets(cols, off, &total);
+    const uint8_t *p = act;
+    return (act_view){(const int8_t *)p, (const int8_t *)(p + off[1]), (const float *)(p + off[2]), (const float *)(p + off[3]),
+                      (const uint16_t *)(p + off[4]), (const uint16_t *)(p + off[5])};
+}
+
+static inline uint16_t bf16_round(float v) {
+    uint32_t u; memcpy(&u, &v, 4);
+    if ((u & 0x7FFFFFFF) > 0x7F800000) return (uint16_t)((u >> 16) | 0x40);  /* NaN stays NaN */
+    u += 0x7FFF + ((u >> 16) & 1);
+    return (uint16_t)(u >> 16);
+}
+static inline float bf16_value(uint16_t b) { uint32_t u = (uint32_t)b << 16; float v; memcpy(&v, &u, 4); return v; }
+static inline float half_value(const uint8_t *p) { _Float16 h; memcpy(&h, p, 2); return (float)h; }
+
+void folio_act_prepare(const float *x, size_t cols, void *act) {
+    size_t off[6], total;
+    act_offsets(cols, off, &total);
+    uint8_t *p = act;
+    int8_t *q = (int8_t *)p, *q4 = (int8_t *)(p + off[1]);
+    float *d = (float *)(p + off[2]), *xs = (float *)(p + off[3]);
+    uint16_t *xh = (uint16_t *)(p + off[4]), *xl = (uint16_t *)(p + off[5]);
+    size_t nb = blocks_of(cols);
+    for (size_t b = 0; b < nb; b++) {
+        size_t lo = b * BLOCK, n = cols - lo < BLOCK ? cols - lo : BLOCK;
+        float amax = 0, sum = 0;
+        for (size_t j = 0; j < n; j++) { float a = fabsf(x[lo + j]); amax = a > amax ? a : amax; sum += x[lo + j]; }
+        float inv = amax > 0 ? 127.0f / amax : 0.0f;
+        d[b] = amax / 127.0f;
+        xs[b] = sum;
+        for (size_t j = 0; j < BLOCK; j++) {
+            float v = j < n ? x[lo + j] * inv : 0.0f;
+            v = v < -127.0f ? -127.0f : (v > 127.0f ? 127.0f : v);
+            q[lo + j] = (int8_t)rintf(v);
+        }
+        for (size_t j = 0; j < BLOCK / 2; j++) { q4[lo + j] = q[lo + 2 * j]; q4[lo + BLOCK / 2 + j] = q[lo + 2 * j + 1]; }
+        for (size_t j = 0; j < BLOCK; j++) {
+            float v = j < n ? x[lo + j] : 0.0f;
+            uint16_t h = bf16_round(v);
+            xh[lo + j] = h;
+            xl[lo + j] = bf16_round(v - bf16_value(h));
+        }
+    }
+}
+
+static inline const uint8_t *record(const folio_matrix *m, size_t r) {
+    return m->base + (r / m->rows_per_block) * m->block + (r % m->rows_per_block) * m->stride;
+}
+
+/* ---- reference ---- */
+
+static double ref_row(const folio_matrix *m, const uint8_t *rec, const float *x, const act_view *a) {
+    size_t k = m->cols, G = m->group ? k / m->group : 0;
+    double s = 0;
+    switch (m->kind) {
+    case FOLIO_ROW_F32: for (size_t j = 0; j < k; j++) { float w; memcpy(&w, rec + 4 * j, 4); s += (double)w * x[j]; } return s;
+    case FOLIO_ROW_F16: for (size_t j = 0; j < k; j++) s += (double)half_value(rec + 2 * j) * x[j]; return s;
+    case FOLIO_ROW_BF16:
+        for (size_t j = 0; j < k; j++) {
+            uint16_t b; memcpy(&b, rec + 2 * j, 2);
+            s += (double)bf16_value(b) * ((double)bf16_value(a->xh[j]) + (double)bf16_value(a->xl[j]));
+        }
+        return s;
+    case FOLIO_ROW_INT8: {
+        float sw; memcpy(&sw, rec, 4);
+        const int8_t *c = (const int8_t *)(rec + 4);
+        for (size_t j = 0; j < k; j++) s += (double)sw * a->d[j / BLOCK] * c[j] * a->q[j];
+        return s;
+    }
+    case FOLIO_ROW_INT8_GROUPS: {
+        const int8_t *c = (const int8_t *)(rec + 2 * G);
+        for (size_t j = 0; j < k; j++) s += (double)half_value(rec + 2 * (j / m->group)) * a->d[j / BLOCK] * c[j] * a->q[j];
+        return s;
+    }
+    case FOLIO_ROW_INT4_GROUPS: {
+        const uint8_t *c = rec + 4 * G;
+        for (size_t j = 0; j < k; j++) {
+            int qw = (c[j / 2] >> (4 * (j % 2))) & 15;
+            s += (double)half_value(rec + 4 * (j / m->group)) * a->d[j / BLOCK] * qw * a->q[j];
+        }
+        for (size_t b = 0; b < blocks_of(k); b++) s += (double)half_value(rec + 4 * (b * BLOCK / m->group) + 2) * a->xs[b];
+        return s;
+    }
+    case FOLIO_ROW_AFFINE8_GROUPS: {
+        const uint8_t *c = rec + 4 * G;
+        for (size_t j = 0; j < k; j++) s += (double)half_value(rec + 4 * (j / m->group)) * a->d[j / BLOCK] * c[j] * a->q[j];
+        for (size_t b = 0; b < blocks_of(k); b++) s += (double)half_value(rec + 4 * (b * BLOCK / m->group) + 2) * a->xs[b];
+        return s;
+    }
+    }
+    return NAN;
+}
+
+void folio_matvec_ref(const folio_matrix *m, size_t lo, size_t hi, const float *x, const void *act, float *y, int accumulate) {
+    act_view a = view(act, m->cols);
+    for (size_t r = lo; r < hi; r++) {
+        double v = ref_row(m, record(m, r), x, &a);
+        y[r] = accumulate ? (float)((double)y[r] + v) : (float)v;
+    }
+}
+
+/* ---- portable ---- */
+
+static float plain_row(int kind, const uint8_t *rec, size_t k, const float *x, const act_view *a) {
+    float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    size_t j = 0;
+    if (kind == FOLIO_ROW_F32) {
+        for (; j + 8 <= k; j += 8) for (int l = 0; l < 8; l++) { float w; memcpy(&w, rec + 4 * (j + l), 4); acc[l] += w * x[j + l]; }
+        for (; j < k; j++) { float w; memcpy(&w, rec + 4 * j, 4); acc[0] += w * x[j]; }
+    } else if (kind == FOLIO_ROW_F16) {
+        for (; j + 8 <= k; j += 8) for (int l = 0; l < 8; l++) acc[l] += half_value(rec + 2 * (j + l)) * x[j + l];
+        for (; j < k; j++) acc[0] += half_value(rec + 2 * j) * x[j];
+    } else {
+        for (; j < k; j++) {
+            uint16_t b; memcpy(&b, rec + 2 * j, 2);
+            float w = bf16_value(b);
+            acc[j % 8] += w * bf16_value(a->xh[j]) + w * bf16_value(a->xl[j]);
+        }
+    }
+    return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+}
+
+static inline int32_t idot_s8(const int8_t *w, const int8_t *q, size_t n) {
+    int32_t s = 0;
+    for (size_t j = 0; j < n; j++) s += (int32_t)w[j] * q[j];
+    return s;
+}
+static inline int32_t idot_u8(const uint8_t *w, const int8_t *q, size_t n) {
+    int32_t s = 0;
+    for (size_t j = 0; j < n; j++) s += (int32_t)w[j] * q[j];
+    return s;
+}
+
+static float portable_row(const folio_matrix *m, const uint8_t *rec, const float *x, const act_view *a) {
+    size_t k = m->cols, G = m->group ? k / m->group : 0, nb = blocks_of(k);
+    float s = 0, mins = 0;
+    switch (m->kind) {
+    case FOLIO_ROW_F32: case FOLIO_ROW_F16: case FOLIO_ROW_BF16: return plain_row(m->kind, rec, k, x, a);
+    case FOLIO_ROW_INT8: {
+        float sw; memcpy(&sw, rec, 4);
+        const int8_t *c = (const int8_t *)(rec + 4);
+        for (size_t b = 0; b < nb; b++) {
+            size_t n = k - b * BLOCK < BLOCK ? k - b * BLOCK : BLOCK;
+            s += a->d[b] * (float)idot_s8(c + b * BLOCK, a->q + b * BLOCK, n);
+        }
+        return sw * s;
+    }
+    case FOLIO_ROW_INT8_GROUPS: {
+        const int8_t *c = (const int8_t *)(rec + 2 * G);
+        for (size_t b = 0; b < nb; b++)
+            s += half_value(rec + 2 * (b * BLOCK / m->group)) * a->d[b] * (float)idot_s8(c + b * BLOCK, a->q + b * BLOCK, BLOCK);
+        return s;
+    }
+    case FOLIO_ROW_INT4_GROUPS: {
+        const uint8_t *c = rec + 4 * G;
+        for (size_t b = 0; b < nb; b++) {
+            const uint8_t *p = c + b * BLOCK / 2;
+            const int8_t *q4 = a->q4 + b * BLOCK;
+            int32_t t = 0;
+            for (size_t j = 0; j < BLOCK / 2; j++) t += (int32_t)(p[j] & 15) * q4[j] + (int32_t)(p[j] >> 4) * q4[BLOCK / 2 + j];
+            const uint8_t *pair = rec + 4 * (b * BLOCK / m->group);
+            s += half_value(pair) * a->d[b] * (float)t;
+            mins += half_value(pair + 2) * a->xs[b];
+        }
+        return s + mins;
+    }
+    case FOLIO_ROW_AFFINE8_GROUPS: {
+        const uint8_t *c = rec + 4 * G;
+        for (size_t b = 0; b < nb; b++) {
+            const uint8_t *pair = rec + 4 * (b * BLOCK / m->group);
+            s += half_value(pair) * a->d[b] * (float)idot_u8(c + b * BLOCK, a->q + b * BLOCK, BLOCK);
+            mins += half_value(pair + 2) * a->xs[b];
+        }
+        return s + mins;
+    }
+    }
+    return NAN;
+}
+
+/* ---- AVX-512 ---- */
+
+static _Atomic int vec_features;  /* bit 1: VNNI, 2: BF16, 4: AVX-512F */
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#define AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,f16c,fma")))
+#define VNNI __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,f16c,fma")))
+#define BF16 __attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16,f16c,fma")))
+
+VNNI static inline float hsum8(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+/* Σ w q over one block of signed codes: |w| (unsigned) times q with w's sign. */
+#define DOT_S8(wv, qv) _mm256_dpbusd_epi32(_mm256_setzero_si256(), _mm256_abs_epi8(wv), _mm256_sign_epi8((qv), (wv)))
+
+VNNI static float int8_row_vnni(const uint8_t *rec, size_t k, const act_view *a) {
+    float sw; memcpy(&sw, rec, 4);
+    const int8_t *c = (const int8_t *)(rec + 4);
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = acc0;
+    size_t b = 0, full = k / BLOCK;
+    for (; b + 2 <= full; b += 2) {
+        __m256i w0 = _mm256_loadu_si256((const __m256i *)(c + b * BLOCK)), w1 = _mm256_loadu_si256((const __m256i *)(c + b * BLOCK + BLOCK));
+        __m256i q0 = _mm256_load_si256((const __m256i *)(a->q + b * BLOCK)), q1 = _mm256_load_si256((const __m256i *)(a->q + b * BLOCK + BLOCK));
+        acc0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(DOT_S8(w0, q0)), _mm256_set1_ps(a->d[b]), acc0);
+        acc1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(DOT_S8(w1, q1)), _mm256_set1_ps(a->d[b + 1]), acc1);
+    }
+    for (; b < blocks_of(k); b++) {
+        size_t n = k - b * BLOCK < BLOCK ? k - b * BLOCK : BLOCK;
+        __m256i w = _mm256_maskz_loadu_epi8((__mmask32)(n == 32 ? 0xFFFFFFFFu : ((1u << n) - 1)), c + b * BLOCK);
+        __m256i q = _mm256_load_si256((const __m256i *)(a->q + b * BLOCK));
+        acc0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(DOT_S8(w, q)), _mm256_set1_ps(a->d[b]), acc0);
+    }
+    return sw * hsum8(_mm256_add_ps(acc0, acc1));
+}
+
+VNNI static float int8_groups_row_vnni(const uint8_t *rec, size_t k, size_t group, const act_view *a) {
+    size_t G = k / group, per = group / BLOCK;
+    const int8_t *c = (const int8_t *)(rec + 2 * G);
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = acc0;
+    for (size_t g = 0; g < G; g++) {
+        float sg = half_value(rec + 2 * g);
+        size_t b = g * per, e = b + per;
+        for (; b + 2 <= e; b += 2) {
+            __m256i w0 = _mm256_loadu_si256((const __m256i *)(c + b * BLOCK)), w1 = _mm256_loadu_si256((const __m256i *)(c + b * BLOCK + BLOCK));
+            __m256i q0 = _mm256_load_si256((const __m256i *)(a->q + b * BLOCK)), q1 = _mm256_load_si256((const __m256i *)(a->q + b * BLOCK + BLOCK));
+            acc0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(DOT_S8(w0, q0)), _mm256_set1_ps(sg * a->d[b]), acc0);
+            acc1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(DOT_S8(w1, q1)), _mm256_set1_ps(sg * a->d[b + 1]), acc1);
+        }
+        if (b < e) {
+            __m256i w = _mm256_loadu_si256((const __m256i *)(c + b * BLOCK)), q = _mm256_load_si256((const __m256i *)(a->q + b * BLOCK));
+            acc0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(DOT_S8(w, q)), _mm256_set1_ps(sg * a->d[b]), acc0);
+        }
+    }
+    return hsum8(_mm256_add_ps(acc0, acc1));
+}
+
+/* int4: a block's 16 bytes give its 16 even-indexed codes (low nibbles) and 16 odd ones
+   (high nibbles); the prepared input holds x in that order (act_view.q4). */
+VNNI static float int4_groups_row_vnni(const uint8_t *rec, size_t k, size_t group, const act_view *a) {
+    size_t G = k / group, per = group / BLOCK;
+    const uint8_t *c = rec + 4 * G;
+    const __m128i low = _mm_set1_epi8(0x0F);
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = acc0;
+    float mins = 0;
+    for (size_t g = 0; g < G; g++) {
+        float sg = half_value(rec + 4 * g), mg = half_value(rec + 4 * g + 2);
+        size_t b = g * per, e = b + per;
+        float xsum = 0;
+        for (; b + 2 <= e; b += 2) {
+            __m128i p0 = _mm_loadu_si128((const __m128i *)(c + b * BLOCK / 2)), p1 = _mm_loadu_si128((const __m128i *)(c + b * BLOCK / 2 + 16));
+            __m256i w0 = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_and_si128(p0, low)), _mm_and_si128(_mm_srli_epi16(p0, 4), low), 1);
+            __m256i w1 = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_and_si128(p1, low)), _mm_and_si128(_mm_srli_epi16(p1, 4), low), 1);
+            __m256i q0 = _mm256_load_si256((const __m256i *)(a->q4 + b * BLOCK)), q1 = _mm256_load_si256((const __m256i *)(a->q4 + b * BLOCK + BLOCK));
+            acc0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_dpbusd_epi32(_mm256_setzero_si256(), w0, q0)), _mm256_set1_ps(sg * a->d[b]), acc0);
+            acc1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_dpbusd_epi32(_mm256_setzero_si256(), w1, q1)), _mm256_set1_ps(sg * a->d[b + 1]), acc1);
+            xsum += a->xs[b] + a->xs[b + 1];
+        }
+        if (b < e) {
+            __m128i p = _mm_loadu_si128((const __m128i *)(c + b * BLOCK / 2));
+            __m256i w = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_and_si128(p, low)), _mm_and_si128(_mm_srli_epi16(p, 4), low), 1);
+            __m256i q = _mm256_load_si256((const __m256i *)(a->q4 + b * BLOCK));
+            acc0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_dpbusd_epi32(_mm256_setzero_si256(), w, q)), _mm256_set1_ps(sg * a->d[b]), acc0);
+            xsum += a->xs[b];
+        }
+        mins += mg * xsum;
+    }
+    return hsum8(_mm256_add_ps(acc0, acc1)) + mins;
+}
+
+VNNI static float affine8_groups_row_vnni(const uint8_t *rec, size_t k, size_t group, const act_view *a) {
+    size_t G = k / group, per = group / BLOCK;
+    const uint8_t *c = rec + 4 * G;
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = acc0;
+    float mins = 0;
+    for (size_t g = 0; g < G; g++) {
+        float sg = half_value(rec + 4 * g), mg = half_value(rec + 4 * g + 2);
+        size_t b = g * per, e = b + per;
+        float xsum = 0;
+        for (; b + 2 <= e; b += 2) {
+            __m256i w0 = _mm256_loadu_si256((const __m256i *)(c + b * BLOCK)), w1 = _mm256_loadu_si256((const __m256i *)(c + b * BLOCK + BLOCK));
+            __m256i q0 = _mm256_load_si256((const __m256i *)(a->q + b * BLOCK)), q1 = _mm256_load_si256((const __m256i *)(a->q + b * BLOCK + BLOCK));
+            acc0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_dpbusd_epi32(_mm256_setzero_si256(), w0, q0)), _mm256_set1_ps(sg * a->d[b]), acc0);
+            acc1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_dpbusd_epi32(_mm256_setzero_si256(), w1, q1)), _mm256_set1_ps(sg * a->d[b + 1]), acc1);
+            xsum += a->xs[b] + a->xs[b + 1];
+        }
+        if (b < e) {
+            __m256i w = _mm256_loadu_si256((const __m256i *)(c + b * BLOCK)), q = _mm256_load_si256((const __m256i *)(a->q + b * BLOCK));
+            acc0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_dpbusd_epi32(_mm256_setzero_si256(), w, q)), _mm256_set1_ps(sg * a->d[b]), acc0);
+            xsum += a->xs[b];
+        }
+        mins += mg * xsum;
+    }
+    return hsum8(_mm256_add_ps(acc0, acc1)) + mins;
+}
+
+/* bfloat16: 32 products per instruction, against both parts of x. */
+BF16 static float bf16_row_avx512(const uint8_t *rec, size_t k, const act_view *a) {
+    __m512 acc0 = _mm512_setzero_ps(), acc1 = acc0;
+    size_t j = 0;
+    for (; j + 32 <= k; j += 32) {
+        __m512i w = _mm512_loadu_si512(rec + 2 * j);
+        acc0 = _mm512_dpbf16_ps(acc0, (__m512bh)w, (__m512bh)_mm512_loadu_si512(a->xh + j));
+        acc1 = _mm512_dpbf16_ps(acc1, (__m512bh)w, (__m512bh)_mm512_loadu_si512(a->xl + j));
+    }
+    if (j < k) {
+        __m512i w = _mm512_maskz_loadu_epi16((__mmask32)((1u << (k - j)) - 1), rec + 2 * j);
+        acc0 = _mm512_dpbf16_ps(acc0, (__m512bh)w, (__m512bh)_mm512_loadu_si512(a->xh + j));
+        acc1 = _mm512_dpbf16_ps(acc1, (__m512bh)w, (__m512bh)_mm512_loadu_si512(a->xl + j));
+    }
+    return _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1));
+}
+
+AVX512 static float f16_row_avx512(const uint8_t *rec, size_t k, const float *x) {
+    __m512 acc0 = _mm512_setzero_ps(), acc1 = acc0;
+    size_t j = 0;
+    for (; j + 32 <= k; j += 32) {
+        acc0 = _mm512_fmadd_ps(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(rec + 2 * j))), _mm512_loadu_ps(x + j), acc0);
+        acc1 = _mm512_fmadd_ps(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(rec + 2 * j + 32))), _mm512_loadu_ps(x + j + 16), acc1);
+    }
+    for (; j < k; j += 16) {
+        __mmask16 m = (__mmask16)(k - j >= 16 ? 0xFFFF : ((1u << (k - j)) - 1));
+        acc0 = _mm512_fmadd_ps(_mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, rec + 2 * j)), _mm512_maskz_loadu_ps(m, x + j), acc0);
+    }
+    return _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1));
+}
+
+AVX512 static float f32_row_avx512(const uint8_t *rec, size_t k, const float *x) {
+    const float *w = (const float *)(const void *)rec;
+    __m512 acc0 = _mm512_setzero_ps(), acc1 = acc0, acc2 = acc0, acc3 = acc0;
+    size_t j = 0;
+    for (; j + 64 <= k; j += 64) {
+        acc0 = _mm512_fmadd_ps(_mm512_loadu_ps(w + j), _mm512_loadu_ps(x + j), acc0);
+        acc1 = _mm512_fmadd_ps(_mm512_loadu_ps(w + j + 16), _mm512_loadu_ps(x + j + 16), acc1);
+        acc2 = _mm512_fmadd_ps(_mm512_loadu_ps(w + j + 32), _mm512_loadu_ps(x + j + 32), acc2);
+        acc3 = _mm512_fmadd_ps(_mm512_loadu_ps(w + j + 48), _mm512_loadu_ps(x + j + 48), acc3);
+    }
+    for (; j < k; j += 16) {
+        __mmask16 m = (__mmask16)(k - j >= 16 ? 0xFFFF : ((1u << (k - j)) - 1));
+        acc0 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, w + j), _mm512_maskz_loadu_ps(m, x + j), acc0);
+    }
+    return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(acc0, acc1), _mm512_add_ps(acc2, acc3)));
+}
+
+int folio_matvec_use_vector(int on) {
+    __builtin_cpu_init();
+    int f = 0;
+    if (on && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
+        __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("f16c") && __builtin_cpu_supports("fma")) {
+        f |= 4;
+        if (__builtin_cpu_supports("avx512vnni")) f |= 1;
+        if (__builtin_cpu_supports("avx512bf16")) f |= 2;
+    }
+    atomic_store_explicit(&vec_features, f, memory_order_relaxed);
+    return f;
+}
+__attribute__((constructor)) static void matvec_detect_cpu(void) { folio_matvec_use_vector(1); }
+
+static inline int vector_row(const folio_matrix *m, const uint8_t *rec, const float *x, const act_view *a, int f, float *out) {
+    size_t k = m->cols;
+    switch (m->kind) {
+    case FOLIO_ROW_F32: if (f & 4) { *out = f32_row_avx512(rec, k, x); return 1; } break;
+    case FOLIO_ROW_F16: if (f & 4) { *out = f16_row_avx512(rec, k, x); return 1; } break;
+    case FOLIO_ROW_BF16: if (f & 2) { *out = bf16_row_avx512(rec, k, a); return 1; } break;
+    case FOLIO_ROW_INT8: if (f & 1) { *out = int8_row_vnni(rec, k, a); return 1; } break;
+    case FOLIO_ROW_INT8_GROUPS: if (f & 1) { *out = int8_groups_row_vnni(rec, k, m->group, a); return 1; } break;
+    case FOLIO_ROW_INT4_GROUPS: if (f & 1) { *out = int4_groups_row_vnni(rec, k, m->group, a); return 1; } break;
+    case FOLIO_ROW_AFFINE8_GROUPS: if (f & 1) { *out = affine8_groups_row_vnni(rec, k, m->group, a); return 1; } break;
+    }
+    return 0;
+}
+#else
+int folio_matvec_use_vector(int on) { (void)on; return 0; }
+#endif
+
+static void matvec(const folio_matrix *m, size_t lo, size_t hi, const float *x, const void *act, float *y, int accumulate, int f) {
+    act_view a = view(act, m->cols);
+    for (size_t r = lo; r < hi; r++) {
+        const uint8_t *rec = record(m, r);
+        float v;
+#if defined(__x86_64__)
+        if (!vector_row(m, rec, x, &a, f, &v))
+#endif
+            v = portable_row(m, rec, x, &a);
+        y[r] = accumulate ? y[r] + v : v;
+    }
+}
+
+void folio_matvec(const folio_matrix *m, size_t lo, size_t hi, const float *x, const void *act, float *y, int accumulate) {
+    matvec(m, lo, hi, x, act, y, accumulate, atomic_load_explicit(&vec_features, memory_order_relaxed));
+}
+
+void folio_matvec_portable(const folio_matrix *m, size_t lo, size_t hi, const float *x, const void *act, float *y, int accumulate) {
+    matvec(m, lo, hi, x, act, y, accumulate, 0);
+}
+
+int folio_matvec_features(void) { return atomic_load_explicit(&vec_features, memory_order_relaxed); }
+
+void folio_matrix_decode(const folio_matrix *m, size_t lo, size_t hi, float *out) {
+    size_t record_size;
+    size_t k = m->cols, G = m->group ? k / m->group : 0;
+    switch (m->kind) {
+    case FOLIO_ROW_F32: record_size = 4 * k; break;
+    case FOLIO_ROW_F16: case FOLIO_ROW_BF16: record_size = 2 * k; break;
+    case FOLIO_ROW_INT8: record_size = 4 + k; break;
+    case FOLIO_ROW_INT8_GROUPS: record_size = 2 * G + k; break;
+    case FOLIO_ROW_INT4_GROUPS: record_size = 4 * G + k / 2; break;
+    default: record_size = 4 * G + k; break;
+    }
+    int64_t offsets[64];
+    for (size_t r = lo; r < hi; r += 64) {
+        size_t n = hi - r < 64 ? hi - r : 64;
+        for (size_t i = 0; i < n; i++) offsets[i] = (int64_t)(record(m, r + i) - m->base);
+        folio_gather_rows(m->kind, m->group, m->base, offsets, n, k, record_size, out + (r - lo) * k, k, 0);
+    }
+}
