@@ -10,10 +10,13 @@
    CPU features found at load time.
 
    The integer kinds never widen the weights to float: the input is quantized once per call
-   to int8 in blocks of 32 (folio_act_prepare), and each block of a row contributes
-   scale_w * d_b * Σ q_w q_x with the integer sum exact (at most 32 * 255 * 127 in magnitude),
-   as llama.cpp's Q8_0 dot products do. Group sizes are multiples of 32 (FOLIO.md 9.1), so a
-   block never spans two groups. */
+   to int16 in blocks of 32 (folio_act_prepare, step d_b = amax / 32767), and each block of a
+   row contributes scale_w * d_b * Σ q_w q_x with the integer sum exact (at most
+   32 * 255 * 32767 in magnitude). llama.cpp quantizes the input to int8 (its Q8_0 dot
+   products); 16 bits cost the same instructions here (VNNI's dpwssd takes 32 int16 pairs
+   where dpbusd took 32 int8 ones behind a sign fix) and leave the input error at 1/65534 of a
+   block's largest value instead of 1/254. Group sizes are multiples of 32 (FOLIO.md 9.1), so
+   a block never spans two groups. */
 
 #define BLOCK 32
 
@@ -21,8 +24,8 @@ static inline size_t blocks_of(size_t cols) { return (cols + BLOCK - 1) / BLOCK;
 static inline size_t align64(size_t n) { return (n + 63) & ~(size_t)63; }
 
 typedef struct {
-    const int8_t *q;     /* [kp] codes in order */
-    const int8_t *q4;    /* [kp] per block: the 16 even-indexed codes, then the 16 odd ones */
+    const int16_t *q;    /* [kp] codes in order */
+    const int16_t *q4;   /* [kp] per block: the 16 even-indexed codes, then the 16 odd ones */
     const float *d;      /* [nb] block steps */
     const float *xs;     /* [nb] float sums of x per block */
     const uint16_t *xh;  /* [kp] bfloat16 hi parts */
@@ -32,10 +35,10 @@ typedef struct {
 static void act_offsets(size_t cols, size_t off[6], size_t *total) {
     size_t nb = blocks_of(cols), kp = nb * BLOCK;
     off[0] = 0;
-    off[1] = kp;
-    off[2] = 2 * kp;
-    off[3] = 2 * kp + 4 * nb;
-    off[4] = align64(2 * kp + 8 * nb);
+    off[1] = 2 * kp;
+    off[2] = 4 * kp;
+    off[3] = 4 * kp + 4 * nb;
+    off[4] = align64(4 * kp + 8 * nb);
     off[5] = off[4] + 2 * kp;
     *total = align64(off[5] + 2 * kp);
 }
@@ -50,7 +53,7 @@ static act_view view(const void *act, size_t cols) {
     size_t off[6], total;
     act_offsets(cols, off, &total);
     const uint8_t *p = act;
-    return (act_view){(const int8_t *)p, (const int8_t *)(p + off[1]), (const float *)(p + off[2]), (const float *)(p + off[3]),
+    return (act_view){(const int16_t *)p, (const int16_t *)(p + off[1]), (const float *)(p + off[2]), (const float *)(p + off[3]),
                       (const uint16_t *)(p + off[4]), (const uint16_t *)(p + off[5])};
 }
 
@@ -67,7 +70,7 @@ void folio_act_prepare(const float *x, size_t cols, void *act) {
     size_t off[6], total;
     act_offsets(cols, off, &total);
     uint8_t *p = act;
-    int8_t *q = (int8_t *)p, *q4 = (int8_t *)(p + off[1]);
+    int16_t *q = (int16_t *)p, *q4 = (int16_t *)(p + off[1]);
     float *d = (float *)(p + off[2]), *xs = (float *)(p + off[3]);
     uint16_t *xh = (uint16_t *)(p + off[4]), *xl = (uint16_t *)(p + off[5]);
     size_t nb = blocks_of(cols);
@@ -75,13 +78,13 @@ void folio_act_prepare(const float *x, size_t cols, void *act) {
         size_t lo = b * BLOCK, n = cols - lo < BLOCK ? cols - lo : BLOCK;
         float amax = 0, sum = 0;
         for (size_t j = 0; j < n; j++) { float a = fabsf(x[lo + j]); amax = a > amax ? a : amax; sum += x[lo + j]; }
-        float inv = amax > 0 ? 127.0f / amax : 0.0f;
-        d[b] = amax / 127.0f;
+        float inv = amax > 0 ? 32767.0f / amax : 0.0f;
+        d[b] = amax / 32767.0f;
         xs[b] = sum;
         for (size_t j = 0; j < BLOCK; j++) {
             float v = j < n ? x[lo + j] * inv : 0.0f;
-            v = v < -127.0f ? -127.0f : (v > 127.0f ? 127.0f : v);
-            q[lo + j] = (int8_t)rintf(v);
+            v = v < -32767.0f ? -32767.0f : (v > 32767.0f ? 32767.0f : v);
+            q[lo + j] = (int16_t)rintf(v);
         }
         for (size_t j = 0; j < BLOCK / 2; j++) { q4[lo + j] = q[lo + 2 * j]; q4[lo + BLOCK / 2 + j] = q[lo + 2 * j + 1]; }
         for (size_t j = 0; j < BLOCK; j++) {
@@ -170,12 +173,12 @@ static float plain_row(int kind, const uint8_t *rec, size_t k, const float *x, c
     return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
 }
 
-static inline int32_t idot_s8(const int8_t *w, const int8_t *q, size_t n) {
+static inline int32_t idot_s8(const int8_t *w, const int16_t *q, size_t n) {
     int32_t s = 0;
     for (size_t j = 0; j < n; j++) s += (int32_t)w[j] * q[j];
     return s;
 }
-static inline int32_t idot_u8(const uint8_t *w, const int8_t *q, size_t n) {
+static inline int32_t idot_u8(const uint8_t *w, const int16_t *q, size_t n) {
     int32_t s = 0;
     for (size_t j = 0; j < n; j++) s += (int32_t)w[j] * q[j];
     return s;
@@ -205,7 +208,7 @@ static float portable_row(const folio_matrix *m, const uint8_t *rec, const float
         const uint8_t *c = rec + 4 * G;
         for (size_t b = 0; b < nb; b++) {
             const uint8_t *p = c + b * BLOCK / 2;
-            const int8_t *q4 = a->q4 + b * BLOCK;
+            const int16_t *q4 = a->q4 + b * BLOCK;
             int32_t t = 0;
             for (size_t j = 0; j < BLOCK / 2; j++) t += (int32_t)(p[j] & 15) * q4[j] + (int32_t)(p[j] >> 4) * q4[BLOCK / 2 + j];
             const uint8_t *pair = rec + 4 * (b * BLOCK / m->group);
@@ -237,114 +240,98 @@ static _Atomic int vec_features;  /* bit 1: VNNI, 2: BF16, 4: AVX-512F */
 #define VNNI __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,f16c,fma")))
 #define BF16 __attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16,f16c,fma")))
 
-VNNI static inline float hsum8(__m256 v) {
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
-}
+/* One block: 32 codes widened to int16 against the block's 32 int16 inputs, Σ exact in
+   16 int32 lanes, scaled by the block's step into the float accumulator. */
+#define BLOCK_FMA(acc, w16, qptr, scale) \
+    (acc) = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_dpwssd_epi32(_mm512_setzero_si512(), (w16), _mm512_loadu_si512((const void *)(qptr)))), \
+                            _mm512_set1_ps(scale), (acc))
 
-/* Σ w q over one block of signed codes: |w| (unsigned) times q with w's sign. */
-#define DOT_S8(wv, qv) _mm256_dpbusd_epi32(_mm256_setzero_si256(), _mm256_abs_epi8(wv), _mm256_sign_epi8((qv), (wv)))
+static inline __mmask32 tail_mask(size_t n) { return (__mmask32)(n >= 32 ? 0xFFFFFFFFu : ((1u << n) - 1)); }
 
 VNNI static float int8_row_vnni(const uint8_t *rec, size_t k, const act_view *a) {
     float sw; memcpy(&sw, rec, 4);
     const int8_t *c = (const int8_t *)(rec + 4);
-    __m256 acc0 = _mm256_setzero_ps(), acc1 = acc0;
+    __m512 acc0 = _mm512_setzero_ps(), acc1 = acc0;
     size_t b = 0, full = k / BLOCK;
     for (; b + 2 <= full; b += 2) {
-        __m256i w0 = _mm256_loadu_si256((const __m256i *)(c + b * BLOCK)), w1 = _mm256_loadu_si256((const __m256i *)(c + b * BLOCK + BLOCK));
-        __m256i q0 = _mm256_load_si256((const __m256i *)(a->q + b * BLOCK)), q1 = _mm256_load_si256((const __m256i *)(a->q + b * BLOCK + BLOCK));
-        acc0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(DOT_S8(w0, q0)), _mm256_set1_ps(a->d[b]), acc0);
-        acc1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(DOT_S8(w1, q1)), _mm256_set1_ps(a->d[b + 1]), acc1);
+        BLOCK_FMA(acc0, _mm512_cvtepi8_epi16(_mm256_loadu_si256((const __m256i *)(c + b * BLOCK))), a->q + b * BLOCK, a->d[b]);
+        BLOCK_FMA(acc1, _mm512_cvtepi8_epi16(_mm256_loadu_si256((const __m256i *)(c + b * BLOCK + BLOCK))), a->q + b * BLOCK + BLOCK, a->d[b + 1]);
     }
     for (; b < blocks_of(k); b++) {
-        size_t n = k - b * BLOCK < BLOCK ? k - b * BLOCK : BLOCK;
-        __m256i w = _mm256_maskz_loadu_epi8((__mmask32)(n == 32 ? 0xFFFFFFFFu : ((1u << n) - 1)), c + b * BLOCK);
-        __m256i q = _mm256_load_si256((const __m256i *)(a->q + b * BLOCK));
-        acc0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(DOT_S8(w, q)), _mm256_set1_ps(a->d[b]), acc0);
+        __m256i w = _mm256_maskz_loadu_epi8(tail_mask(k - b * BLOCK), c + b * BLOCK);
+        BLOCK_FMA(acc0, _mm512_cvtepi8_epi16(w), a->q + b * BLOCK, a->d[b]);
     }
-    return sw * hsum8(_mm256_add_ps(acc0, acc1));
+    return sw * _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1));
 }
 
 VNNI static float int8_groups_row_vnni(const uint8_t *rec, size_t k, size_t group, const act_view *a) {
     size_t G = k / group, per = group / BLOCK;
     const int8_t *c = (const int8_t *)(rec + 2 * G);
-    __m256 acc0 = _mm256_setzero_ps(), acc1 = acc0;
+    __m512 acc0 = _mm512_setzero_ps(), acc1 = acc0;
     for (size_t g = 0; g < G; g++) {
         float sg = half_value(rec + 2 * g);
         size_t b = g * per, e = b + per;
         for (; b + 2 <= e; b += 2) {
-            __m256i w0 = _mm256_loadu_si256((const __m256i *)(c + b * BLOCK)), w1 = _mm256_loadu_si256((const __m256i *)(c + b * BLOCK + BLOCK));
-            __m256i q0 = _mm256_load_si256((const __m256i *)(a->q + b * BLOCK)), q1 = _mm256_load_si256((const __m256i *)(a->q + b * BLOCK + BLOCK));
-            acc0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(DOT_S8(w0, q0)), _mm256_set1_ps(sg * a->d[b]), acc0);
-            acc1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(DOT_S8(w1, q1)), _mm256_set1_ps(sg * a->d[b + 1]), acc1);
+            BLOCK_FMA(acc0, _mm512_cvtepi8_epi16(_mm256_loadu_si256((const __m256i *)(c + b * BLOCK))), a->q + b * BLOCK, sg * a->d[b]);
+            BLOCK_FMA(acc1, _mm512_cvtepi8_epi16(_mm256_loadu_si256((const __m256i *)(c + b * BLOCK + BLOCK))), a->q + b * BLOCK + BLOCK, sg * a->d[b + 1]);
         }
-        if (b < e) {
-            __m256i w = _mm256_loadu_si256((const __m256i *)(c + b * BLOCK)), q = _mm256_load_si256((const __m256i *)(a->q + b * BLOCK));
-            acc0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(DOT_S8(w, q)), _mm256_set1_ps(sg * a->d[b]), acc0);
-        }
+        if (b < e) BLOCK_FMA(acc0, _mm512_cvtepi8_epi16(_mm256_loadu_si256((const __m256i *)(c + b * BLOCK))), a->q + b * BLOCK, sg * a->d[b]);
     }
-    return hsum8(_mm256_add_ps(acc0, acc1));
+    return _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1));
 }
 
 /* int4: a block's 16 bytes give its 16 even-indexed codes (low nibbles) and 16 odd ones
    (high nibbles); the prepared input holds x in that order (act_view.q4). */
+VNNI static inline __m512i nibbles16(const uint8_t *p) {
+    const __m128i low = _mm_set1_epi8(0x0F);
+    __m128i v = _mm_loadu_si128((const __m128i *)p);
+    return _mm512_cvtepu8_epi16(_mm256_inserti128_si256(_mm256_castsi128_si256(_mm_and_si128(v, low)), _mm_and_si128(_mm_srli_epi16(v, 4), low), 1));
+}
+
 VNNI static float int4_groups_row_vnni(const uint8_t *rec, size_t k, size_t group, const act_view *a) {
     size_t G = k / group, per = group / BLOCK;
     const uint8_t *c = rec + 4 * G;
-    const __m128i low = _mm_set1_epi8(0x0F);
-    __m256 acc0 = _mm256_setzero_ps(), acc1 = acc0;
+    __m512 acc0 = _mm512_setzero_ps(), acc1 = acc0;
     float mins = 0;
     for (size_t g = 0; g < G; g++) {
         float sg = half_value(rec + 4 * g), mg = half_value(rec + 4 * g + 2);
         size_t b = g * per, e = b + per;
         float xsum = 0;
         for (; b + 2 <= e; b += 2) {
-            __m128i p0 = _mm_loadu_si128((const __m128i *)(c + b * BLOCK / 2)), p1 = _mm_loadu_si128((const __m128i *)(c + b * BLOCK / 2 + 16));
-            __m256i w0 = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_and_si128(p0, low)), _mm_and_si128(_mm_srli_epi16(p0, 4), low), 1);
-            __m256i w1 = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_and_si128(p1, low)), _mm_and_si128(_mm_srli_epi16(p1, 4), low), 1);
-            __m256i q0 = _mm256_load_si256((const __m256i *)(a->q4 + b * BLOCK)), q1 = _mm256_load_si256((const __m256i *)(a->q4 + b * BLOCK + BLOCK));
-            acc0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_dpbusd_epi32(_mm256_setzero_si256(), w0, q0)), _mm256_set1_ps(sg * a->d[b]), acc0);
-            acc1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_dpbusd_epi32(_mm256_setzero_si256(), w1, q1)), _mm256_set1_ps(sg * a->d[b + 1]), acc1);
+            BLOCK_FMA(acc0, nibbles16(c + b * BLOCK / 2), a->q4 + b * BLOCK, sg * a->d[b]);
+            BLOCK_FMA(acc1, nibbles16(c + b * BLOCK / 2 + 16), a->q4 + b * BLOCK + BLOCK, sg * a->d[b + 1]);
             xsum += a->xs[b] + a->xs[b + 1];
         }
         if (b < e) {
-            __m128i p = _mm_loadu_si128((const __m128i *)(c + b * BLOCK / 2));
-            __m256i w = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_and_si128(p, low)), _mm_and_si128(_mm_srli_epi16(p, 4), low), 1);
-            __m256i q = _mm256_load_si256((const __m256i *)(a->q4 + b * BLOCK));
-            acc0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_dpbusd_epi32(_mm256_setzero_si256(), w, q)), _mm256_set1_ps(sg * a->d[b]), acc0);
+            BLOCK_FMA(acc0, nibbles16(c + b * BLOCK / 2), a->q4 + b * BLOCK, sg * a->d[b]);
             xsum += a->xs[b];
         }
         mins += mg * xsum;
     }
-    return hsum8(_mm256_add_ps(acc0, acc1)) + mins;
+    return _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1)) + mins;
 }
 
 VNNI static float affine8_groups_row_vnni(const uint8_t *rec, size_t k, size_t group, const act_view *a) {
     size_t G = k / group, per = group / BLOCK;
     const uint8_t *c = rec + 4 * G;
-    __m256 acc0 = _mm256_setzero_ps(), acc1 = acc0;
+    __m512 acc0 = _mm512_setzero_ps(), acc1 = acc0;
     float mins = 0;
     for (size_t g = 0; g < G; g++) {
         float sg = half_value(rec + 4 * g), mg = half_value(rec + 4 * g + 2);
         size_t b = g * per, e = b + per;
         float xsum = 0;
         for (; b + 2 <= e; b += 2) {
-            __m256i w0 = _mm256_loadu_si256((const __m256i *)(c + b * BLOCK)), w1 = _mm256_loadu_si256((const __m256i *)(c + b * BLOCK + BLOCK));
-            __m256i q0 = _mm256_load_si256((const __m256i *)(a->q + b * BLOCK)), q1 = _mm256_load_si256((const __m256i *)(a->q + b * BLOCK + BLOCK));
-            acc0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_dpbusd_epi32(_mm256_setzero_si256(), w0, q0)), _mm256_set1_ps(sg * a->d[b]), acc0);
-            acc1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_dpbusd_epi32(_mm256_setzero_si256(), w1, q1)), _mm256_set1_ps(sg * a->d[b + 1]), acc1);
+            BLOCK_FMA(acc0, _mm512_cvtepu8_epi16(_mm256_loadu_si256((const __m256i *)(c + b * BLOCK))), a->q + b * BLOCK, sg * a->d[b]);
+            BLOCK_FMA(acc1, _mm512_cvtepu8_epi16(_mm256_loadu_si256((const __m256i *)(c + b * BLOCK + BLOCK))), a->q + b * BLOCK + BLOCK, sg * a->d[b + 1]);
             xsum += a->xs[b] + a->xs[b + 1];
         }
         if (b < e) {
-            __m256i w = _mm256_loadu_si256((const __m256i *)(c + b * BLOCK)), q = _mm256_load_si256((const __m256i *)(a->q + b * BLOCK));
-            acc0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_dpbusd_epi32(_mm256_setzero_si256(), w, q)), _mm256_set1_ps(sg * a->d[b]), acc0);
+            BLOCK_FMA(acc0, _mm512_cvtepu8_epi16(_mm256_loadu_si256((const __m256i *)(c + b * BLOCK))), a->q + b * BLOCK, sg * a->d[b]);
             xsum += a->xs[b];
         }
         mins += mg * xsum;
     }
-    return hsum8(_mm256_add_ps(acc0, acc1)) + mins;
+    return _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1)) + mins;
 }
 
 /* bfloat16: 32 products per instruction, against both parts of x. */

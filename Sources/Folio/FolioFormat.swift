@@ -7,6 +7,16 @@ public enum FolioFormat {
     public static let version: UInt32 = 1
     /// The version of files that hold compressed tensors (section 15 of the spec).
     public static let compressedVersion: UInt32 = 2
+    /// The version of files with tensors in the records layout (section 7.5 of the spec).
+    public static let recordsVersion: UInt32 = 3
+    /// Versions this reader implements.
+    public static let readableVersions: [UInt32] = [1, 2, 3]
+
+    /// The lowest version that can hold these tensors: 3 with records, 2 with compression, else 1.
+    public static func version(for tensors: [TensorInfo]) -> UInt32 {
+        if tensors.contains(where: { $0.paged?.isRecords == true }) { return recordsVersion }
+        return tensors.contains(where: { $0.compression != nil }) ? compressedVersion : version
+    }
     /// magic (8) + version (4) + flags (4) + header length (8) + header hash (8).
     public static let preambleSize = 32
     /// Hash of the chunk-hash table (8) + end magic (8).
@@ -40,12 +50,26 @@ public struct PagedLayout: Sendable, Hashable {
     public let rowsPerPage: Int
     /// Distance between consecutive pages of rows.
     public let blockSize: Int
+    /// The records layout (section 7.5): records back to back at a stride of
+    /// align_up(recordSize, 64), no pages; `rowsPerPage` is 1 and `blockSize` the stride.
+    public let isRecords: Bool
+
+    /// The records layout for records of `recordSize` bytes, or nil on overflow.
+    public init?(recordsOf recordSize: Int) {
+        guard recordSize > 0, let s = alignUp(recordSize, FolioFormat.denseAlignment) else { return nil }
+        self.recordSize = recordSize
+        rowStride = s
+        rowsPerPage = 1
+        blockSize = s
+        isRecords = true
+    }
 
     /// The canonical layout for records of `recordSize` bytes aligned to `alignment`, or nil
     /// on overflow.
     public init?(recordSize: Int, alignment: Int, pageSize: Int) {
         guard recordSize > 0, let aligned = alignUp(recordSize, alignment) else { return nil }
         self.recordSize = recordSize
+        isRecords = false
         if aligned <= pageSize {
             rowStride = aligned
             rowsPerPage = pageSize / aligned

@@ -18,8 +18,8 @@ extension FolioHeader {
             throw malformed("truncated: \(size) bytes, shorter than the \(FolioFormat.preambleSize)-byte preamble")
         }
         let version = bytes.loadUnaligned(fromByteOffset: 8, as: UInt32.self).littleEndian
-        guard version == FolioFormat.version || version == FolioFormat.compressedVersion else {
-            throw malformed("unsupported format version \(version) (this reader knows versions \(FolioFormat.version) and \(FolioFormat.compressedVersion))")
+        guard FolioFormat.readableVersions.contains(version) else {
+            throw malformed("unsupported format version \(version) (this reader knows versions \(FolioFormat.readableVersions.map(String.init).joined(separator: ", ")))")
         }
         let flags = bytes.loadUnaligned(fromByteOffset: 12, as: UInt32.self).littleEndian
         guard flags == 0 else { throw malformed("unknown flags 0x\(String(flags, radix: 16)) in the preamble") }
@@ -218,7 +218,7 @@ struct HeaderFields {
         var paged: PagedLayout? = nil
         switch layoutName {
         case "dense":
-            guard !encoding.isQuantized else { throw bad("quantized dtype \(encoding.name) requires layout \"paged\"") }
+            guard !encoding.isQuantized else { throw bad("quantized dtype \(encoding.name) requires layout \"paged\"\(version >= FolioFormat.recordsVersion ? " or \"records\"" : "")") }
             guard entry["row_stride"] == nil, entry["rows_per_page"] == nil else {
                 throw bad("row_stride and rows_per_page belong to paged tensors only")
             }
@@ -248,8 +248,26 @@ struct HeaderFields {
                 throw bad("offset \(offset) of a paged table is not a multiple of the page size \(pageSize)")
             }
             paged = layout
+        case "records" where version >= FolioFormat.recordsVersion:
+            guard !shape.isEmpty else { throw bad("a records tensor needs at least one dimension") }
+            guard encoding.isQuantized else { throw bad("layout \"records\" is for quantized dtypes; \(encoding.name) is stored \"dense\"") }
+            if let p = encoding.rowProblem(width: width) { throw bad(p) }
+            guard let record = encoding.recordSize(width: width), let layout = PagedLayout(recordsOf: record) else {
+                throw bad("rows of \(width) values cannot be laid out as records")
+            }
+            guard entry["rows_per_page"] == nil else { throw bad("rows_per_page belongs to paged tensors only") }
+            guard let stride = entry["row_stride"]?.intValue, stride == layout.rowStride else {
+                throw bad("row_stride is \(entry["row_stride"]?.serialized() ?? "missing"), expected \(layout.rowStride)")
+            }
+            guard let expected = layout.byteCount(rows: rows), expected == nbytes else {
+                throw bad("nbytes is \(nbytes), expected \(layout.byteCount(rows: rows).map(String.init) ?? "overflow") for \(rows) records of \(record) bytes at a stride of \(layout.rowStride)")
+            }
+            guard offset % FolioFormat.denseAlignment == 0 else {
+                throw bad("offset \(offset) is not a multiple of \(FolioFormat.denseAlignment)")
+            }
+            paged = layout
         default:
-            throw bad("unknown layout \(entry["layout"]!.serialized()) (expected \"dense\" or \"paged\")")
+            throw bad("unknown layout \(entry["layout"]!.serialized()) (expected \(version >= FolioFormat.recordsVersion ? "\"dense\", \"paged\" or \"records\"" : "\"dense\" or \"paged\""))")
         }
         var info = TensorInfo(name: name, encoding: encoding, shape: shape, offset: offset, nbytes: nbytes, paged: paged, sourceDType: source)
         info.compression = try TensorCompression.parse(entry, tensor: info, file: file)

@@ -3,8 +3,12 @@ public struct TensorPlan: Sendable, Hashable {
     public var name: String
     public var encoding: Encoding
     public var shape: [Int]
-    /// Paged layout (one page per row). Quantized encodings are always paged.
+    /// Paged layout (one page per row). Quantized encodings are always paged or records.
     public var paged: Bool
+    /// For a quantized encoding: the records layout (records back to back, format version
+    /// 3) instead of pages. Matrices that are multiplied whole use it; tables read by rows
+    /// keep pages.
+    public var records: Bool = false
     public var sourceDType: DType?
 
     public init(name: String, encoding: Encoding, shape: [Int], paged: Bool = false, sourceDType: DType? = nil) {
@@ -98,10 +102,7 @@ public final class FolioWriter {
             let nbytes: Int
             if t.paged {
                 guard !t.shape.isEmpty else { throw FolioError.badTensor(file: path, tensor: t.name, reason: "a 0-d tensor cannot be paged or quantized") }
-                if let p = t.encoding.rowProblem(width: width) { throw FolioError.badTensor(file: path, tensor: t.name, reason: "cannot use \(t.encoding.name): \(p)") }
-                guard let rec = t.encoding.recordSize(width: width),
-                      let l = PagedLayout(recordSize: rec, alignment: t.encoding.recordAlignment, pageSize: pageSize),
-                      let n = l.byteCount(rows: count == 0 ? 0 : count / width) else {
+                guard let l = try FolioWriter.pagedLayout(of: t, pageSize: pageSize), let n = l.byteCount(rows: count == 0 ? 0 : count / width) else {
                     throw FolioError.badTensor(file: path, tensor: t.name, reason: "cannot be laid out in pages of \(pageSize) bytes")
                 }
                 layout = l
@@ -110,7 +111,7 @@ public final class FolioWriter {
                 guard let d = t.encoding.plainDType else { throw FolioError.badTensor(file: path, tensor: t.name, reason: "a quantized tensor must be paged") }
                 nbytes = count * d.size
             }
-            guard let at = alignUp(cursor, t.paged ? pageSize : FolioFormat.denseAlignment) else {
+            guard let at = alignUp(cursor, t.paged && layout?.isRecords != true ? pageSize : FolioFormat.denseAlignment) else {
                 throw FolioError.invalidUse(file: path, reason: "layout overflow")
             }
             guard case (let end, false) = at.addingReportingOverflow(nbytes), end <= Int.max / 2 else {
@@ -128,7 +129,8 @@ public final class FolioWriter {
             throw FolioError.invalidUse(file: path, reason: "header of \(headerBytes.count) bytes exceeds the limit of \(FolioFormat.maxHeaderLength)")
         }
         let hash = Checksum.xxh3(headerBytes)
-        header = FolioHeader(version: FolioFormat.version, pageSize: pageSize, chunkSize: chunkSize, dataOffset: end, dataSize: cursor,
+        let version = FolioFormat.version(for: infos)
+        header = FolioHeader(version: version, pageSize: pageSize, chunkSize: chunkSize, dataOffset: end, dataSize: cursor,
                              metadata: metadata, tensors: infos, files: fileEntries, headerHash: hash)
         dataStart = end
         items = fileEntries.map { .file($0) } + infos.map { .tensor($0) }
@@ -136,7 +138,7 @@ public final class FolioWriter {
         out = try AtomicOutput(destination: path)
         data = DataStream(out: out, dataStart: end, chunkSize: chunkSize)
         var pre = FolioFormat.magic
-        pre += le(FolioFormat.version) + le(UInt32(0)) + le(UInt64(headerBytes.count)) + le(hash)
+        pre += le(version) + le(UInt32(0)) + le(UInt64(headerBytes.count)) + le(hash)
         try out.write(pre)
         try out.write(headerBytes)
         try advanceToItemStart()
@@ -148,7 +150,8 @@ public final class FolioWriter {
         let width = t.shape.last ?? 1
         if let p = t.encoding.rowProblem(width: width) { throw FolioError.badTensor(file: "", tensor: t.name, reason: "cannot use \(t.encoding.name): \(p)") }
         guard let rec = t.encoding.recordSize(width: width),
-              let l = PagedLayout(recordSize: rec, alignment: t.encoding.recordAlignment, pageSize: pageSize) else {
+              let l = t.records && t.encoding.isQuantized ? PagedLayout(recordsOf: rec)
+                  : PagedLayout(recordSize: rec, alignment: t.encoding.recordAlignment, pageSize: pageSize) else {
             throw FolioError.badTensor(file: "", tensor: t.name, reason: "cannot be laid out in pages of \(pageSize) bytes")
         }
         return l
@@ -183,7 +186,9 @@ public final class FolioWriter {
                 ("name", .string(t.name)), ("dtype", .string(t.encoding.name)),
                 ("shape", .array(t.shape.map { .int($0) })), ("offset", .int(t.offset)), ("nbytes", .int(t.nbytes)),
             ]
-            if let p = t.paged {
+            if let p = t.paged, p.isRecords {
+                m += [("layout", .string("records")), ("row_stride", .int(p.rowStride))]
+            } else if let p = t.paged {
                 m += [("layout", .string("paged")), ("row_stride", .int(p.rowStride)), ("rows_per_page", .int(p.rowsPerPage))]
             }
             if let s = t.sourceDType { m.append(("source_dtype", .string(s.rawValue))) }

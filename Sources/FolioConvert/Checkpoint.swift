@@ -29,6 +29,8 @@ public struct SourceTensor: Sendable {
     public var recordSize: Int? { storage.recordSize }
     /// True when the source is a paged Folio table.
     public var isPaged: Bool { storage.isPaged }
+    /// True when the source is a Folio tensor in the records layout.
+    public var isRecords: Bool { storage.isRecords }
     /// The plain dtype of the source's dense bytes (nil for quantized or paged sources).
     public var denseDType: DType? { storage.denseDType }
     /// The dtype the values had before the source quantized them, when it says.

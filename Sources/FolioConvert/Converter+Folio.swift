@@ -24,9 +24,11 @@ extension Converter {
                     compressed: inout [CompressionReport]) throws -> [TensorReport] {
         let planner = ConversionPlanner(options: options, checkpoint: c)
         let decisions = try c.tensors.map { try planner.decide($0) }
-        let plans = decisions.map {
-            TensorPlan(name: $0.source.name, encoding: $0.target, shape: $0.source.shape, paged: $0.paged,
-                       sourceDType: $0.target == $0.source.encoding ? $0.source.sourceDTypeHint : ($0.source.encoding.plainDType ?? $0.source.sourceDTypeHint))
+        let plans = decisions.map { d -> TensorPlan in
+            var p = TensorPlan(name: d.source.name, encoding: d.target, shape: d.source.shape, paged: d.paged,
+                               sourceDType: d.target == d.source.encoding ? d.source.sourceDTypeHint : (d.source.encoding.plainDType ?? d.source.sourceDTypeHint))
+            p.records = d.records
+            return p
         }
         guard let maxShard = options.maxShardSize else {
             let items = decisions.indices.map { ShardItem(decision: $0, rows: nil, name: decisions[$0].source.name) }

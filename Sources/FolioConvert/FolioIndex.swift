@@ -137,6 +137,7 @@ struct ConcatRowsStorage: TensorStorage {
     var storedBytes: Int { parts.reduce(0) { $0 + $1.tensor.nbytes } }
     var recordSize: Int? { parts.first?.tensor.paged?.recordSize }
     var isPaged: Bool { parts.first?.tensor.paged != nil }
+    var isRecords: Bool { parts.first?.tensor.paged?.isRecords == true }
     var denseDType: DType? { parts.first.flatMap { $0.tensor.paged == nil ? $0.tensor.encoding.plainDType : nil } }
     var sourceDType: DType? { parts.first?.tensor.sourceDType }
 

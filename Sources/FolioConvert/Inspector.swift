@@ -3,6 +3,14 @@ import Folio
 /// Describes weight files of any supported format as one JSON document (the schema of
 /// `folio inspect --json`), and computes value statistics and differences.
 public enum Inspector {
+    /// The layout keys of a paged table (`row_stride`, `rows_per_page`) or of a records
+    /// tensor (`layout: "records"`, `row_stride`); dense tensors have none, so documents of
+    /// version 1 and 2 files are unchanged.
+    static func layoutMembers(_ p: PagedLayout) -> [(String, JSONValue)] {
+        p.isRecords ? [("layout", .string("records")), ("row_stride", .int(p.rowStride))]
+            : [("row_stride", .int(p.rowStride)), ("rows_per_page", .int(p.rowsPerPage))]
+    }
+
     /// The inspect document for `path`. `filter` keeps tensors whose name matches; `stats`
     /// adds min/max/mean/std/nan/inf over dequantized values.
     public static func describe(_ path: String, filter: Glob? = nil, stats: Bool = false) throws -> JSONValue {
@@ -30,7 +38,7 @@ public enum Inspector {
                     ("shard", .string(p0.shard)), ("offset", .int(p0.file.absoluteOffset(of: p0.tensor))),
                     ("nbytes", .int(e.parts.reduce(0) { $0 + $1.tensor.nbytes })),
                 ]
-                if let p = p0.tensor.paged { m += [("row_stride", .int(p.rowStride)), ("rows_per_page", .int(p.rowsPerPage))] }
+                if let p = p0.tensor.paged { m += Inspector.layoutMembers(p) }
                 // As for one file: only tensors with a compressed part carry these.
                 if let c = e.parts.lazy.compactMap({ $0.tensor.compression }).first {
                     m += [("stored_nbytes", .int(e.parts.reduce(0) { $0 + $1.tensor.storedBytes })), ("codec", .string(c.codec.rawValue)),
@@ -65,7 +73,7 @@ public enum Inspector {
                     ("name", .string(t.name)), ("dtype", .string(t.encoding.name)), ("shape", .array(t.shape.map { .int($0) })),
                     ("offset", .int(f.absoluteOffset(of: t))), ("nbytes", .int(t.nbytes)),
                 ]
-                if let p = t.paged { m += [("row_stride", .int(p.rowStride)), ("rows_per_page", .int(p.rowsPerPage))] }
+                if let p = t.paged { m += Inspector.layoutMembers(p) }
                 if let s = t.sourceDType { m.append(("source_dtype", .string(s.rawValue))) }
                 if let c = t.compression {
                     // Only compressed tensors carry these, so version 1 documents are unchanged.

@@ -8,8 +8,10 @@ public protocol TensorStorage: Sendable {
     /// Bytes of one row record when rows are stored as records (paged Folio tables, kept
     /// quantized tensors); nil for dense tensors.
     var recordSize: Int? { get }
-    /// True for paged Folio tables.
+    /// True for paged Folio tables (and Folio tensors in the records layout).
     var isPaged: Bool { get }
+    /// True for Folio tensors in the records layout (records back to back, version 3).
+    var isRecords: Bool { get }
     /// The plain dtype of the dense bytes, or nil when the tensor is not dense.
     var denseDType: DType? { get }
     /// The dtype before quantization, when the source records it.
@@ -50,6 +52,7 @@ func streamPieces(total: Int, piece: Int, read: (Range<Int>, (UnsafeRawBufferPoi
 extension TensorStorage {
     public var recordSize: Int? { nil }
     public var isPaged: Bool { false }
+    public var isRecords: Bool { false }
     public var sourceDType: DType? { nil }
     public var supportsConcurrentReads: Bool { false }
     public var storedTypeName: String? { nil }
@@ -135,6 +138,7 @@ struct FolioStorage: TensorStorage {
     var storedBytes: Int { tensor.nbytes }
     var recordSize: Int? { tensor.paged?.recordSize }
     var isPaged: Bool { tensor.paged != nil }
+    var isRecords: Bool { tensor.paged?.isRecords == true }
     var denseDType: DType? { tensor.paged == nil ? tensor.encoding.plainDType : nil }
     var sourceDType: DType? { tensor.sourceDType }
 

@@ -120,7 +120,7 @@ import CFolioMath
                 folio_matrix_decode(&m, 0, rows, &decoded)
             }
             // The quantized input: value j is d_b·q_j; |x_j - d_b·q_j| <= d_b / 2.
-            let steps = (0..<((c.cols + 31) / 32)).map { b in Double(x[(b * 32)..<min(c.cols, b * 32 + 32)].map { abs($0) }.max()!) / 127 }
+            let steps = (0..<((c.cols + 31) / 32)).map { b in Double(x[(b * 32)..<min(c.cols, b * 32 + 32)].map { abs($0) }.max()!) / 32767 }
             let intKind = Int(c.kind) >= FOLIO_ROW_INT8
             for r in 0..<rows {
                 let exact = zip(deq[r], x).reduce(0.0) { $0 + $1.0 * Double($1.1) }

@@ -68,6 +68,61 @@ import FolioConvert
         #expect(try g.encode(ref.text) == ref.textIDs)
     }
 
+    static func sliceCosine(_ a: ArraySlice<Float>, _ b: ArraySlice<Float>) -> Double {
+        var ab = 0.0, aa = 0.0, bb = 0.0
+        for (x, y) in zip(a, b) { ab += Double(x) * Double(y); aa += Double(x) * Double(x); bb += Double(y) * Double(y) }
+        return ab / max(1e-300, (aa * bb).squareRoot())
+    }
+
+    /// The same fixtures stored in bf16 and with `--weights int8` / `--weights int4`, run from
+    /// their stored encodings (by the prompt pass, on weight tiles, and one token at a time,
+    /// through the matrix-vector kernels with quantized inputs), against float32 runs of the
+    /// very values stored (the file dequantized to float32): what the kernels add. What the
+    /// schemes themselves lose against the original float32 weights is printed (these tiny
+    /// random models, hidden 64, with logits of deviation 4.5, exaggerate it).
+    @Test(arguments: [("tiny-llama", "checkpoint"), ("tiny-llama-tied-yarn", "checkpoint"), ("tiny-longcat", "mlx-lm")])
+    func storedEncodingsAgainstFloat32(_ model: String, _ semantics: String) throws {
+        let dir = TempDir()
+        let ref = try Self.reference(model)
+        for variant in ["bf16", "int8", "int4"] {
+            var options = ConversionOptions()
+            if variant == "bf16" { options.rules = [(Glob("*"), .plain(.bf16))] } else { options.weights = try WeightsPreset.parse(variant) }
+            let path = dir.file("\(model)-\(variant).folio"), plain = dir.file("\(model)-\(variant)-f32.folio")
+            _ = try Converter(options: options).convert(from: inferenceFixture("runner/\(model)"), to: path)
+            _ = try Converter(options: ConversionOptions(rules: [(Glob("*"), .plain(.f32))])).convert(from: path, to: plain)
+            let file = try FolioFile(path: path)
+            if variant != "bf16" {
+                // Every linear weight is stored quantized as records (format version 3).
+                #expect(file.header.version == FolioFormat.recordsVersion)
+                let q = file.header.tensors.filter { $0.name.contains("q_proj") || $0.name.contains("gate_proj") }
+                #expect(!q.isEmpty && q.allSatisfy { $0.paged?.isRecords == true && $0.encoding.isQuantized }, "\(model) \(variant): linear weights not quantized records")
+            }
+            let g = try TextGenerator(path: path, semantics: semantics), f = try TextGenerator(path: plain, semantics: semantics)
+            var worst = Double.infinity, worstAbs: Float = 0, lossCos = Double.infinity
+            for p in ref.prompts {
+                let want = try f.logits(p.ids)
+                let original = try npyRows(inferenceFixture("runner/\(model)/\(p.logits)")).flatMap { $0 }
+                let v = want.count / p.ids.count
+                for (which, got) in [("prompt pass", try g.logits(p.ids)), ("one token at a time", try g.logitsIncrementally(p.ids))] {
+                    #expect(got.count == want.count)
+                    for i in 0..<p.ids.count {
+                        let a = got[(i * v)..<((i + 1) * v)], b = want[(i * v)..<((i + 1) * v)]
+                        let c = Self.sliceCosine(a, b), d = Self.maxAbsDiff(Array(a), Array(b))
+                        worst = min(worst, c)
+                        worstAbs = max(worstAbs, d)
+                        lossCos = min(lossCos, Self.sliceCosine(a, original[(i * v)..<((i + 1) * v)]))
+                        switch variant {
+                        case "bf16": #expect(d <= 1e-2, "\(model) bf16 \(which) prompt \(p.index) position \(i): max |Δlogit| \(d)")
+                        case "int8": #expect(c >= 0.9999, "\(model) int8 \(which) prompt \(p.index) position \(i): cosine \(c)")
+                        default: #expect(c >= 0.99, "\(model) int4 \(which) prompt \(p.index) position \(i): cosine \(c)")
+                        }
+                    }
+                }
+            }
+            print("\(model) \(variant): vs float32 of the stored values min cosine \(worst), max |Δlogit| \(worstAbs); vs the original float32 weights min cosine \(lossCos)")
+        }
+    }
+
     /// The checkpoint's own code: n-gram history reset after an end token, eps 1e-6 in the
     /// LoRA norms (references made by the fixture script with those two changes).
     @Test func longcatCheckpointSemantics() throws {

@@ -101,8 +101,8 @@ import Testing
         var bytes = craftFolio(header: header("", dataSize: 0), data: [])
         bytes[1] = UInt8(ascii: "X")
         #expect(throws: FolioError.self) { try openFolio(bytes, in: dir) }
-        let e = #expect(throws: FolioError.self) { try openFolio(craftFolio(header: header("", dataSize: 0), data: [], version: 3), in: dir) }
-        #expect(e?.description.contains("version 3") == true)
+        let e = #expect(throws: FolioError.self) { try openFolio(craftFolio(header: header("", dataSize: 0), data: [], version: 9), in: dir) }
+        #expect(e?.description.contains("version 9") == true)
         #expect(throws: FolioError.self) { try openFolio([], in: dir) }
     }
 }

@@ -17,6 +17,7 @@ struct Convert: ParsableCommand {
     @Argument(help: "Source checkpoint.") var src: String
     @Argument(help: "Destination file (.folio or .safetensors).") var dst: String
     @Option(help: "Scheme for every embedding table (token and n-gram embeddings).") var embeddings: String?
+    @Option(help: "Preset for a model's matrices: int8 (linear weights and the output layer int8/g32) or int4 (linear weights int4/g32, output layer int8/g32). Embedding tables only looked up get the preset's scheme, paged; norms and biases are kept; --quantize and --embeddings win over it. Quantized matrices are stored as records back to back (format version 3).") var weights: String?
     @Option(help: "GLOB=SCHEME for tensors whose name matches GLOB (repeatable; first match wins).") var quantize: [String] = []
     @Option(help: "Page size of the paged layout in bytes (power of two, 4096 to 64 MiB).") var pageSize: Int = 4096
     @Flag(help: "In safetensors output, keep quantized tensors as U8 row records described in __metadata__ (folio.quantized.NAME) instead of dequantizing them to float32.") var keepQuantized = false
@@ -52,6 +53,7 @@ struct Convert: ParsableCommand {
         var options = ConversionOptions(pageSize: pageSize, keepQuantized: keepQuantized)
         if let e = embeddings { options.embeddings = try ConversionOptions.parseScheme(e, option: "--embeddings") }
         options.rules = try quantize.map { try ConversionOptions.parseRule($0) }
+        if let w = weights { options.weights = try WeightsPreset.parse(w) }
         if let m = maxShardSize {
             guard let bytes = FolioSharding.parseSize(m) else { throw ValidationError("--max-shard-size '\(m)' is not a size such as 5GB, 500MB or 1048576") }
             options.maxShardSize = bytes

@@ -39,6 +39,7 @@ struct Inspect: ParsableCommand {
             }
             if let s = t["shard"]?.stringValue { line += "  in \(s)" }
             if let rs = t["row_stride"]?.intValue, let rpp = t["rows_per_page"]?.intValue { line += "  paged: stride \(rs), \(rpp) rows/page" }
+            if let rs = t["row_stride"]?.intValue, t["layout"]?.stringValue == "records" { line += "  records: stride \(rs)" }
             if let s = t["stats"] {
                 line += "  min \(s["min"]?.serialized() ?? "") max \(s["max"]?.serialized() ?? "") mean \(s["mean"]?.serialized() ?? "") std \(s["std"]?.serialized() ?? "") nan \(s["nan"]?.serialized() ?? "") inf \(s["inf"]?.serialized() ?? "")"
             }

@@ -125,7 +125,7 @@ def make_all():
     # Preamble
     add("bad-magic.folio", "byte 1 of the magic is `f` instead of `F`", "inspect", flip(ex, 1, 0x20))
     add("truncated-preamble.folio", "only the first 20 bytes of a file (magic intact)", "inspect", ex[:20])
-    add("bad-version.folio", "version 3", "inspect", set_u32(ex, 8, 3))
+    add("bad-version.folio", "version 9", "inspect", set_u32(ex, 8, 9))
     add("nonzero-flags.folio", "flags 1", "inspect", set_u32(ex, 12, 1))
     add("absurd-header-length.folio", "header_length 2^63 + 4064 (above the 64 MiB cap)", "inspect",
         set_u64(ex, 16, (1 << 63) + 4064))

@@ -24,7 +24,7 @@ size_t folio_act_size(size_t cols);
 
 /// Prepares one input vector x[cols] for folio_matvec into `act` (folio_act_size bytes,
 /// 64-byte aligned): for the integer kinds, x cut into blocks of 32 values, block b quantized
-/// as d_b = max|x| / 127 and q = clamp(rint(x / d_b ... as x * (127 / max|x|)), -127, 127)
+/// to int16 as d_b = max|x| / 32767 and q = clamp(rint(x * (32767 / max|x|)), -32767, 32767)
 /// (all zero when the block is), with the block's float sum; for bfloat16, x split as
 /// hi + lo, both rounded to bfloat16 (x - hi - lo is below 2^-16 |x|).
 void folio_act_prepare(const float *x, size_t cols, void *act);

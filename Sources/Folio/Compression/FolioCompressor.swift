@@ -54,7 +54,7 @@ public struct CompressionReport: Sendable {
 /// at a time on `threads` threads and appended; the header, whose offsets depend on the
 /// compressed sizes, is written last over space reserved for it. A tensor none of whose
 /// chunks saves `minSaving` is stored uncompressed, so it stays zero-copy; a file without
-/// any compressed tensor is written as version 1.
+/// any compressed tensor is written as version 1 (or 3 when it has records tensors).
 public enum FolioCompressor {
     public static func write(_ source: FolioFile, to destination: String, options: CompressionOptions,
                              progress: ((Int, Int) -> Void)? = nil) throws -> [CompressionReport] {
@@ -94,7 +94,7 @@ public enum FolioCompressor {
         var infos: [TensorInfo] = []
         var reports: [CompressionReport] = []
         for (k, t) in h.tensors.enumerated() {
-            try stream.pad(to: t.paged != nil ? h.pageSize : FolioFormat.denseAlignment)
+            try stream.pad(to: t.paged != nil && t.paged?.isRecords != true ? h.pageSize : FolioFormat.denseAlignment)
             let (info, report) = try writeTensor(t, from: source, options: options, stream: &stream, destination: destination)
             infos.append(info)
             reports.append(report)
@@ -104,13 +104,12 @@ public enum FolioCompressor {
         let dataSize = stream.cursor
         try stream.finish()
 
-        let compressed = infos.contains(where: \.isCompressed)
         var headerBytes = Array(FolioWriter.headerJSON(pageSize: h.pageSize, chunkSize: h.chunkSize, dataSize: dataSize, metadata: h.metadata,
                                                        tensors: infos, files: files).serialized().utf8)
         precondition(headerBytes.count <= dataStart - FolioFormat.preambleSize, "reserved header space")
         headerBytes += repeatElement(0x20, count: dataStart - FolioFormat.preambleSize - headerBytes.count)
         var pre = FolioFormat.magic
-        let version = compressed ? FolioFormat.compressedVersion : FolioFormat.version
+        let version = FolioFormat.version(for: infos)
         for v in [UInt64(version) /* version and zero flags */, UInt64(headerBytes.count), Checksum.xxh3(headerBytes)] {
             withUnsafeBytes(of: v.littleEndian) { pre += $0 }
         }
