@@ -161,7 +161,9 @@ public struct ConversionPlanner: Sendable {
 
     public func decide(_ t: SourceTensor) throws -> TensorDecision {
         var keep = TensorDecision(source: t, target: t.encoding, paged: t.isPaged || t.encoding.isQuantized, note: nil)
-        keep.records = t.isRecords
+        // A quantized matrix from a foreign file (GGUF blocks kept with --keep-quantized) is
+        // stored as records unless it is a table read by rows.
+        keep.records = t.isRecords || (t.encoding.isQuantized && !t.isPaged && t.shape.count == 2 && !tables.contains(t.name))
         let isTable = tables.contains(t.name)
         var requested: (Encoding, exact: Bool, source: String)? = nil
         for (g, e) in options.rules where g.matches(t.name) {

@@ -24,7 +24,9 @@ final class LlamaModel: CausalLM, @unchecked Sendable {
     let norm: Weight
     let head: Matrix
 
-    init(config c: ModelConfig, weights w: WeightStore) throws {
+    /// `ggufLayout`: tensors as llama.cpp's converter writes them (rows of q and k permuted so
+    /// that RoPE rotates adjacent pairs, and llama3 scaling stored as `rope_freqs.weight`).
+    init(config c: ModelConfig, weights w: WeightStore, ggufLayout: Bool = false) throws {
         hidden = try c.int("hidden_size")
         heads = try c.int("num_attention_heads")
         kvHeads = try c.int("num_key_value_heads", heads)
@@ -37,8 +39,13 @@ final class LlamaModel: CausalLM, @unchecked Sendable {
         let act = try c.string("hidden_act", "silu")
         guard act == "silu" else { throw InferenceError.unsupported(file: c.file, reason: "hidden_act '\(act)' is not supported (silu is)") }
         if try c.double("partial_rotary_factor", 1) != 1 { throw InferenceError.unsupported(file: c.file, reason: "partial_rotary_factor other than 1 is not supported for llama") }
-        rope = try RoPE(dims: headDim, theta: try c.double("rope_theta", 10000), scaling: try c.object("rope_scaling"),
-                        maxPositions: try c.int("max_position_embeddings", 2048))
+        let r = try RoPE(dims: headDim, theta: try c.double("rope_theta", 10000), scaling: try c.object("rope_scaling"),
+                         maxPositions: try c.int("max_position_embeddings", 2048), interleaved: ggufLayout)
+        if ggufLayout, w.has(GGUFLlama.ropeFactors) {
+            rope = r.dividingFrequencies(by: try w.dense(GGUFLlama.ropeFactors, shape: [headDim / 2]))
+        } else {
+            rope = r
+        }
         let attnBias = try c.bool("attention_bias", false), mlpBias = try c.bool("mlp_bias", false)
         let (h, d, f, heads, kvHeads) = (hidden, headDim, inter, heads, kvHeads)
         embed = try w.table("model.embed_tokens.weight", rows: vocabSize, width: h)

@@ -30,12 +30,25 @@ private struct Product: @unchecked Sendable {
     let actSize: Int
 }
 
+/// Settings of the inference runtime that hold for the whole process.
+public enum Inference {
+    /// The number of cores available to this process.
+    public static let availableCores = max(1, ProcessInfo.processInfo.activeProcessorCount)
+    nonisolated(unsafe) private static var chosen = 0
+
+    /// Threads that split the work of every model (the caller's thread included), as
+    /// llama.cpp's `--threads`; 0 (the default) means every core. Set it before loading a model.
+    public static func setThreads(_ n: Int) { chosen = max(0, n) }
+    static var threads: Int { chosen > 0 ? chosen : availableCores }
+}
+
 /// Dense float32 kernels over row-major matrices; matrix products go to OpenBLAS.
 ///
 /// OpenBLAS runs single-threaded and Folio splits the work over the cores itself: OpenBLAS's
 /// own threads busy-wait between calls and fight the attention workers for the cores.
 enum Math {
-    static let cores = max(1, ProcessInfo.processInfo.activeProcessorCount)
+    /// The cores the work is split over: every core unless `Inference.setThreads` says fewer.
+    static var cores: Int { Inference.threads }
     static let setUp: Void = { openblas_set_num_threads(1) }()
 
     /// Runs `body(p)` for p in 0..<parts (at most 64), on the calling thread and the spinning

@@ -9,6 +9,9 @@ public protocol ModelSource: Sendable {
     var tensorNames: [String] { get }
     /// A carried file (config.json, tokenizer.json, ...).
     func fileBytes(named name: String) -> [UInt8]?
+    /// The file's string metadata (for a model converted from GGUF, its key-value pairs as
+    /// `gguf.KEY` = JSON text).
+    var metadataPairs: [(String, String)] { get }
     /// The pieces of a tensor in row order, each with the first row of the whole tensor it
     /// holds; nil when the tensor does not exist.
     func parts(of name: String) -> [TensorPart]?
@@ -28,6 +31,7 @@ public struct TensorPart: Sendable {
 
 extension FolioFile: ModelSource {
     public var tensorNames: [String] { tensors.map(\.name) }
+    public var metadataPairs: [(String, String)] { header.metadata ?? [] }
     public func parts(of name: String) -> [TensorPart]? {
         tensor(named: name).map { [TensorPart(file: self, tensor: $0, firstRow: 0)] }
     }

@@ -7,7 +7,7 @@ import Foundation
 /// `_compute_yarn_parameters`).
 struct RoPE: Sendable {
     let dims: Int
-    let invFreq: [Double]
+    private(set) var invFreq: [Double]
     /// Factor on cos and sin (YaRN's attention factor; 1 otherwise).
     let attentionFactor: Double
     /// true: rotate pairs (2i, 2i+1) ("traditional", GPT-J); false: rotate (i, i + dims/2) (Llama's rotate_half).
@@ -78,6 +78,14 @@ struct RoPE: Sendable {
         default:
             throw InferenceError.unsupported(file: scaling?.file ?? "config.json", reason: "rope_scaling type '\(type)' is not supported (default, linear, llama3, yarn are)")
         }
+    }
+
+    /// The same rotation with each frequency divided by a factor (GGUF's `rope_freqs.weight`,
+    /// which llama.cpp divides the angle of pair i by: its llama3 scaling as stored).
+    func dividingFrequencies(by factors: [Float]) -> RoPE {
+        var r = self
+        r.invFreq = zip(invFreq, factors).map { $0 / Double($1) }
+        return r
     }
 
     /// Rotates `count` positions starting at `start`: rows of `x` hold `heads` heads of

@@ -52,21 +52,34 @@ public final class TextGenerator: @unchecked Sendable {
         let path = file.path
         self.path = path
         self.source = file
-        guard let configBytes = file.fileBytes(named: "config.json") else {
-            throw InferenceError.unsupported(file: path, reason: "no config.json inside: convert the model's Hugging Face folder, not a lone weights file")
+        let config: ModelConfig
+        var eos = Set<Int32>()
+        let fromGGUF = file.fileBytes(named: "config.json") == nil && GGUFLlama.architecture(file) != nil
+        if fromGGUF {
+            // Converted from GGUF: the config comes from its key-value pairs.
+            guard let arch = GGUFLlama.architecture(file), arch == "llama" else {
+                throw InferenceError.unsupported(file: path, reason: "GGUF architecture '\(GGUFLlama.architecture(file) ?? "")' is not supported by folio run (llama is)")
+            }
+            let (c, ids) = try GGUFLlama.config(file)
+            config = c
+            eos.formUnion(ids)
+        } else {
+            guard let configBytes = file.fileBytes(named: "config.json") else {
+                throw InferenceError.unsupported(file: path, reason: "no config.json inside: convert the model's Hugging Face folder, not a lone weights file")
+            }
+            config = try ModelConfig(file: path + ":config.json", bytes: configBytes)
         }
-        let config = try ModelConfig(file: path + ":config.json", bytes: configBytes)
         modelType = try config.string("model_type")
-        var eos = Set(try config.ids("eos_token_id"))
+        eos.formUnion(try config.ids("eos_token_id"))
         if let g = file.fileBytes(named: "generation_config.json") {
             eos.formUnion(try ModelConfig(file: path + ":generation_config.json", bytes: g).ids("eos_token_id"))
         }
         eosIDs = eos
-        let weights = WeightStore(source: file, prefix: "")
+        let weights = fromGGUF ? WeightStore(source: file, prefix: "", rename: GGUFLlama.rename) : WeightStore(source: file, prefix: "")
         let ignored: (String) -> Bool
         switch modelType {
         case "llama":
-            model = try LlamaModel(config: config, weights: weights)
+            model = try LlamaModel(config: config, weights: weights, ggufLayout: fromGGUF)
             ignored = { $0.hasSuffix("rotary_emb.inv_freq") }
         case "longcat_flash_ngram":
             guard let s = LongcatNgramModel.Semantics(rawValue: semantics) else {

@@ -8,29 +8,34 @@ final class WeightStore: @unchecked Sendable {
     // @unchecked: `used` is only written while the model is being built, on one thread.
     let source: ModelSource
     let prefix: String
+    /// Maps the names a model asks for to the names stored (GGUF's `blk.N.attn_q.weight` for
+    /// `model.layers.N.self_attn.q_proj.weight`); names without a mapping are used as they are.
+    let rename: @Sendable (String) -> String
     private(set) var used = Set<String>()
 
-    init(source: ModelSource, prefix: String) {
+    init(source: ModelSource, prefix: String, rename: @escaping @Sendable (String) -> String = { $0 }) {
         self.source = source
         self.prefix = prefix
+        self.rename = rename
     }
 
     convenience init(file: FolioFile, prefix: String) { self.init(source: file, prefix: prefix) }
 
     var path: String { source.path }
 
-    func has(_ name: String) -> Bool { source.parts(of: prefix + name) != nil }
+    func has(_ name: String) -> Bool { source.parts(of: rename(prefix + name)) != nil }
 
     /// The tensor's pieces, checking the whole shape.
     func parts(_ name: String, shape: [Int]) throws -> [TensorPart] {
-        guard let parts = source.parts(of: prefix + name), let first = parts.first else {
-            throw InferenceError.missingWeight(file: path, tensor: prefix + name)
+        let stored = rename(prefix + name)
+        guard let parts = source.parts(of: stored), let first = parts.first else {
+            throw InferenceError.missingWeight(file: path, tensor: stored)
         }
-        used.insert(prefix + name)
+        used.insert(stored)
         let rows = parts.reduce(0) { $0 + $1.tensor.rowCount }
         let whole = first.tensor.shape.count >= 1 ? [rows] + first.tensor.shape.dropFirst() : first.tensor.shape
         guard (parts.count == 1 ? first.tensor.shape : whole) == shape else {
-            throw InferenceError.badWeight(file: path, tensor: prefix + name, reason: "has shape \(parts.count == 1 ? first.tensor.shape : whole), the config implies \(shape)")
+            throw InferenceError.badWeight(file: path, tensor: stored, reason: "has shape \(parts.count == 1 ? first.tensor.shape : whole), the config implies \(shape)")
         }
         return parts
     }

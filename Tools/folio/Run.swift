@@ -20,15 +20,18 @@ struct Run: ParsableCommand {
     @Option(help: "longcat_flash_ngram semantics: checkpoint (the model's own code: n-gram history reset after an end token, LoRA-norm eps 1e-6) or mlx-lm.") var semantics: String = "checkpoint"
     @Flag(help: "Print one JSON document with the prompt and generated tokens, the text and the speeds.") var json = false
     @Flag(help: "Report load time and tokens per second on stderr.") var timing = false
+    @Option(help: "Threads to split the work over (default: every core).") var threads: Int?
 
     func validate() throws {
         guard (prompt == nil) != (tokens == nil) else { throw ValidationError("give exactly one of --prompt and --tokens") }
         guard maxTokens >= 0 else { throw ValidationError("--max-tokens must not be negative") }
         guard temperature >= 0, temperature.isFinite else { throw ValidationError("--temperature must be a finite number, at least 0") }
         guard topP > 0, topP <= 1 else { throw ValidationError("--top-p must be in (0, 1]") }
+        if let threads, threads < 1 || threads > 64 { throw ValidationError("--threads must be in 1...64") }
     }
 
     func run() throws {
+        if let threads { Inference.setThreads(threads) }
         let t0 = FileSystem.monotonicSeconds()
         let generator: TextGenerator
         if model.hasSuffix(FolioSharding.indexSuffix) {
@@ -85,6 +88,7 @@ struct Run: ParsableCommand {
 /// table split by rows across shards has several) and its carried files.
 extension FolioIndex: ModelSource {
     public var tensorNames: [String] { entries.map(\.name) }
+    public var metadataPairs: [(String, String)] { metadata ?? [] }
 
     public func fileBytes(named name: String) -> [UInt8]? {
         files.first { $0.name == name }?.bytes
