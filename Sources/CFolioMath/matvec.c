@@ -264,20 +264,25 @@ VNNI static float int8_row_vnni(const uint8_t *rec, size_t k, const act_view *a)
     return sw * _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1));
 }
 
+/* Blocks are taken four at a time into four accumulators, whatever the group size: with
+   groups of 32 a loop per group would chain every block's multiply-add on one register. */
 VNNI static float int8_groups_row_vnni(const uint8_t *rec, size_t k, size_t group, const act_view *a) {
-    size_t G = k / group, per = group / BLOCK;
+    size_t G = k / group, per = group / BLOCK, nb = G * per;
     const int8_t *c = (const int8_t *)(rec + 2 * G);
-    __m512 acc0 = _mm512_setzero_ps(), acc1 = acc0;
-    for (size_t g = 0; g < G; g++) {
-        float sg = half_value(rec + 2 * g);
-        size_t b = g * per, e = b + per;
-        for (; b + 2 <= e; b += 2) {
-            BLOCK_FMA(acc0, _mm512_cvtepi8_epi16(_mm256_loadu_si256((const __m256i *)(c + b * BLOCK))), a->q + b * BLOCK, sg * a->d[b]);
-            BLOCK_FMA(acc1, _mm512_cvtepi8_epi16(_mm256_loadu_si256((const __m256i *)(c + b * BLOCK + BLOCK))), a->q + b * BLOCK + BLOCK, sg * a->d[b + 1]);
-        }
-        if (b < e) BLOCK_FMA(acc0, _mm512_cvtepi8_epi16(_mm256_loadu_si256((const __m256i *)(c + b * BLOCK))), a->q + b * BLOCK, sg * a->d[b]);
+    __m512 acc0 = _mm512_setzero_ps(), acc1 = acc0, acc2 = acc0, acc3 = acc0;
+    size_t b = 0;
+#define W8(i) _mm512_cvtepi8_epi16(_mm256_loadu_si256((const __m256i *)(c + (i) * BLOCK)))
+#define S8(i) (half_value(rec + 2 * ((i) / per)) * a->d[i])
+    for (; b + 4 <= nb; b += 4) {
+        BLOCK_FMA(acc0, W8(b), a->q + b * BLOCK, S8(b));
+        BLOCK_FMA(acc1, W8(b + 1), a->q + (b + 1) * BLOCK, S8(b + 1));
+        BLOCK_FMA(acc2, W8(b + 2), a->q + (b + 2) * BLOCK, S8(b + 2));
+        BLOCK_FMA(acc3, W8(b + 3), a->q + (b + 3) * BLOCK, S8(b + 3));
     }
-    return _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1));
+    for (; b < nb; b++) BLOCK_FMA(acc0, W8(b), a->q + b * BLOCK, S8(b));
+#undef W8
+#undef S8
+    return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(acc0, acc1), _mm512_add_ps(acc2, acc3)));
 }
 
 /* int4: a block's 16 bytes give its 16 even-indexed codes (low nibbles) and 16 odd ones
@@ -289,26 +294,28 @@ VNNI static inline __m512i nibbles16(const uint8_t *p) {
 }
 
 VNNI static float int4_groups_row_vnni(const uint8_t *rec, size_t k, size_t group, const act_view *a) {
-    size_t G = k / group, per = group / BLOCK;
+    size_t G = k / group, per = group / BLOCK, nb = G * per;
     const uint8_t *c = rec + 4 * G;
-    __m512 acc0 = _mm512_setzero_ps(), acc1 = acc0;
-    float mins = 0;
-    for (size_t g = 0; g < G; g++) {
-        float sg = half_value(rec + 4 * g), mg = half_value(rec + 4 * g + 2);
-        size_t b = g * per, e = b + per;
-        float xsum = 0;
-        for (; b + 2 <= e; b += 2) {
-            BLOCK_FMA(acc0, nibbles16(c + b * BLOCK / 2), a->q4 + b * BLOCK, sg * a->d[b]);
-            BLOCK_FMA(acc1, nibbles16(c + b * BLOCK / 2 + 16), a->q4 + b * BLOCK + BLOCK, sg * a->d[b + 1]);
-            xsum += a->xs[b] + a->xs[b + 1];
-        }
-        if (b < e) {
-            BLOCK_FMA(acc0, nibbles16(c + b * BLOCK / 2), a->q4 + b * BLOCK, sg * a->d[b]);
-            xsum += a->xs[b];
-        }
-        mins += mg * xsum;
+    __m512 acc0 = _mm512_setzero_ps(), acc1 = acc0, acc2 = acc0, acc3 = acc0;
+    float mins0 = 0, mins1 = 0;
+    size_t b = 0;
+#define S4(i) (half_value(rec + 4 * ((i) / per)) * a->d[i])
+#define M4(i) (half_value(rec + 4 * ((i) / per) + 2) * a->xs[i])
+    for (; b + 4 <= nb; b += 4) {
+        BLOCK_FMA(acc0, nibbles16(c + b * BLOCK / 2), a->q4 + b * BLOCK, S4(b));
+        BLOCK_FMA(acc1, nibbles16(c + (b + 1) * BLOCK / 2), a->q4 + (b + 1) * BLOCK, S4(b + 1));
+        BLOCK_FMA(acc2, nibbles16(c + (b + 2) * BLOCK / 2), a->q4 + (b + 2) * BLOCK, S4(b + 2));
+        BLOCK_FMA(acc3, nibbles16(c + (b + 3) * BLOCK / 2), a->q4 + (b + 3) * BLOCK, S4(b + 3));
+        mins0 += M4(b) + M4(b + 2);
+        mins1 += M4(b + 1) + M4(b + 3);
     }
-    return _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1)) + mins;
+    for (; b < nb; b++) {
+        BLOCK_FMA(acc0, nibbles16(c + b * BLOCK / 2), a->q4 + b * BLOCK, S4(b));
+        mins0 += M4(b);
+    }
+#undef S4
+#undef M4
+    return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(acc0, acc1), _mm512_add_ps(acc2, acc3))) + (mins0 + mins1);
 }
 
 VNNI static float affine8_groups_row_vnni(const uint8_t *rec, size_t k, size_t group, const act_view *a) {
@@ -413,10 +420,23 @@ static inline int vector_row(const folio_matrix *m, const uint8_t *rec, const fl
 int folio_matvec_use_vector(int on) { (void)on; return 0; }
 #endif
 
+#ifndef FOLIO_PREFETCH_BYTES
+#define FOLIO_PREFETCH_BYTES 4096
+#endif
+
 static void matvec(const folio_matrix *m, size_t lo, size_t hi, const float *x, const void *act, float *y, int accumulate, int f) {
     act_view a = view(act, m->cols);
+    /* The hardware prefetcher alone leaves a row-by-row stream at well under the memory's
+       bandwidth (measured 6.7-9.6 of 16.6 GB/s for bfloat16 rows of 2048 on one core, 9.3-11.4 with it): each row
+       asks for the lines of the record FOLIO_PREFETCH_BYTES ahead of it. */
+    size_t rs = m->stride, ahead = rs ? (FOLIO_PREFETCH_BYTES + rs - 1) / rs : 0;
+    size_t span = rs;
     for (size_t r = lo; r < hi; r++) {
         const uint8_t *rec = record(m, r);
+        if (r + ahead < hi) {
+            const uint8_t *p = record(m, r + ahead);
+            for (size_t o = 0; o < span; o += 64) __builtin_prefetch(p + o, 0, 3);
+        }
         float v;
 #if defined(__x86_64__)
         if (!vector_row(m, rec, x, &a, f, &v))

@@ -154,7 +154,12 @@ def llama_quantize(src, dst, ftype):
     p = llama_cpp.llama_model_quantize_default_params()
     p.ftype = ftype
     p.nthread = os.cpu_count()
-    rc = llama_cpp.llama_model_quantize(src.encode(), dst.encode(), ctypes.byref(p))
+    saved = os.dup(2)  # the quantizer logs every tensor on stderr
+    os.dup2(os.open(os.devnull, os.O_WRONLY), 2)
+    try:
+        rc = llama_cpp.llama_model_quantize(src.encode(), dst.encode(), ctypes.byref(p))
+    finally:
+        os.dup2(saved, 2)
     if rc != 0:
         raise SystemExit(f"llama_model_quantize {dst}: {rc}")
 
