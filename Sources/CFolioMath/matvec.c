@@ -273,6 +273,20 @@ VNNI static float int8_groups_row_vnni(const uint8_t *rec, size_t k, size_t grou
     size_t b = 0;
 #define W8(i) _mm512_cvtepi8_epi16(_mm256_loadu_si256((const __m256i *)(c + (i) * BLOCK)))
 #define S8(i) (half_value(rec + 2 * ((i) / per)) * a->d[i])
+    if (per == 1) {
+        /* Groups of 32: 16 blocks' scales converted and multiplied by their steps at once
+           (one scalar conversion per block had cost more than the block's products). */
+        float sc[16];
+        for (; b + 16 <= nb; b += 16) {
+            _mm512_storeu_ps(sc, _mm512_mul_ps(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(rec + 2 * b))), _mm512_loadu_ps(a->d + b)));
+            for (size_t i = 0; i < 16; i += 4) {
+                BLOCK_FMA(acc0, W8(b + i), a->q + (b + i) * BLOCK, sc[i]);
+                BLOCK_FMA(acc1, W8(b + i + 1), a->q + (b + i + 1) * BLOCK, sc[i + 1]);
+                BLOCK_FMA(acc2, W8(b + i + 2), a->q + (b + i + 2) * BLOCK, sc[i + 2]);
+                BLOCK_FMA(acc3, W8(b + i + 3), a->q + (b + i + 3) * BLOCK, sc[i + 3]);
+            }
+        }
+    }
     for (; b + 4 <= nb; b += 4) {
         BLOCK_FMA(acc0, W8(b), a->q + b * BLOCK, S8(b));
         BLOCK_FMA(acc1, W8(b + 1), a->q + (b + 1) * BLOCK, S8(b + 1));
@@ -301,6 +315,26 @@ VNNI static float int4_groups_row_vnni(const uint8_t *rec, size_t k, size_t grou
     size_t b = 0;
 #define S4(i) (half_value(rec + 4 * ((i) / per)) * a->d[i])
 #define M4(i) (half_value(rec + 4 * ((i) / per) + 2) * a->xs[i])
+    if (per == 1) {
+        /* Groups of 32: the scales and minimums of 16 blocks converted and multiplied at once. */
+        const __m512i evens = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
+        const __m512i odds = _mm512_add_epi32(evens, _mm512_set1_epi32(1));
+        __m512 mv = _mm512_setzero_ps();
+        float sc[16];
+        for (; b + 16 <= nb; b += 16) {
+            __m512 p0 = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(rec + 4 * b)));
+            __m512 p1 = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(rec + 4 * b + 32)));
+            _mm512_storeu_ps(sc, _mm512_mul_ps(_mm512_permutex2var_ps(p0, evens, p1), _mm512_loadu_ps(a->d + b)));
+            mv = _mm512_fmadd_ps(_mm512_permutex2var_ps(p0, odds, p1), _mm512_loadu_ps(a->xs + b), mv);
+            for (size_t i = 0; i < 16; i += 4) {
+                BLOCK_FMA(acc0, nibbles16(c + (b + i) * BLOCK / 2), a->q4 + (b + i) * BLOCK, sc[i]);
+                BLOCK_FMA(acc1, nibbles16(c + (b + i + 1) * BLOCK / 2), a->q4 + (b + i + 1) * BLOCK, sc[i + 1]);
+                BLOCK_FMA(acc2, nibbles16(c + (b + i + 2) * BLOCK / 2), a->q4 + (b + i + 2) * BLOCK, sc[i + 2]);
+                BLOCK_FMA(acc3, nibbles16(c + (b + i + 3) * BLOCK / 2), a->q4 + (b + i + 3) * BLOCK, sc[i + 3]);
+            }
+        }
+        mins0 += _mm512_reduce_add_ps(mv);
+    }
     for (; b + 4 <= nb; b += 4) {
         BLOCK_FMA(acc0, nibbles16(c + b * BLOCK / 2), a->q4 + b * BLOCK, S4(b));
         BLOCK_FMA(acc1, nibbles16(c + (b + 1) * BLOCK / 2), a->q4 + (b + 1) * BLOCK, S4(b + 1));

@@ -17,7 +17,7 @@ import CFolioMath
         for k in [1, 7, 31, 32, 33, 100, 256, 1000] {
             for kind in [FOLIO_ROW_F32, FOLIO_ROW_F16, FOLIO_ROW_BF16, FOLIO_ROW_INT8] { c.append(Case(kind: Int32(kind), group: 0, cols: k)) }
         }
-        for (g, k) in [(32, 32), (32, 96), (32, 1024), (64, 192), (128, 768), (256, 512)] {
+        for (g, k) in [(32, 32), (32, 96), (32, 1024), (32, 1120), (64, 192), (128, 768), (256, 512)] {
             for kind in [FOLIO_ROW_INT8_GROUPS, FOLIO_ROW_INT4_GROUPS, FOLIO_ROW_AFFINE8_GROUPS] { c.append(Case(kind: Int32(kind), group: g, cols: k)) }
         }
         return c

@@ -194,16 +194,19 @@ def folio_trial(folio, model, prompt, gen, threads):
 
 def llamacpp_child(path, prompt, gen, threads):
     """Runs in a child process: one llama.cpp trial, printed as JSON."""
+    import llama_cpp
     from llama_cpp import Llama
     llm = Llama(model_path=path, n_ctx=len(prompt) + gen + 8, n_threads=threads, n_threads_batch=threads, n_batch=512, verbose=False)
+    # The last position's logits straight from the context (llm.scores is left zero here).
+    last = lambda: int(np.argmax(np.ctypeslib.as_array(llama_cpp.llama_get_logits(llm._ctx.ctx), shape=(llm.n_vocab(),))))
     t0 = time.perf_counter()
     llm.eval(prompt)
-    tok = int(np.argmax(llm.scores[llm.n_tokens - 1]))
+    tok = last()
     t1 = time.perf_counter()
     toks = [tok]
     for _ in range(gen - 1):
         llm.eval([tok])
-        tok = int(np.argmax(llm.scores[llm.n_tokens - 1]))
+        tok = last()
         toks.append(tok)
     t2 = time.perf_counter()
     print(json.dumps({"prefill": len(prompt) / (t1 - t0), "decode": (gen - 1) / (t2 - t1), "tokens": toks}))
