@@ -31,17 +31,12 @@ let package = Package(
         ),
         .target(name: "CFolioKernels"),
         .target(name: "CFolioMath", dependencies: ["CFolioKernels"]),
-        .systemLibrary(
-            name: "COpenBLAS",
-            path: "Sources/COpenBLAS",
-            providers: [.apt(["libopenblas-dev"])]
-        ),
         .target(
             name: "Folio",
             dependencies: ["CXXHash", "CLZ4", "CZstd", "CFolioKernels"]
         ),
         .target(name: "FolioConvert", dependencies: ["Folio", .product(name: "ZIPFoundation", package: "ZIPFoundation")]),
-        .target(name: "FolioInference", dependencies: ["Folio", "COpenBLAS", "CFolioMath", "CFolioKernels"]),
+        .target(name: "FolioInference", dependencies: ["Folio", "CFolioMath", "CFolioKernels"]),
         .executableTarget(
             name: "folio",
             dependencies: [

@@ -1,4 +1,3 @@
-import COpenBLAS
 import CFolioKernels
 import CFolioMath
 import Dispatch
@@ -44,12 +43,19 @@ public enum Inference {
 
 /// Dense float32 kernels over row-major matrices; matrix products go to OpenBLAS.
 ///
-/// OpenBLAS runs single-threaded and Folio splits the work over the cores itself: OpenBLAS's
+/// OpenBLAS (loaded at run time, folio_blas.h) runs single-threaded and Folio splits the work over the cores itself: OpenBLAS's
 /// own threads busy-wait between calls and fight the attention workers for the cores.
 enum Math {
+    /// Opens OpenBLAS (once), or says why it cannot be used.
+    static func requireBLAS(for file: String) throws {
+        guard folio_blas_load() == 0 else {
+            throw InferenceError.unsupported(file: file, reason: "libopenblas.so.0 cannot be loaded (install libopenblas0, Debian's libopenblas-dev)")
+        }
+    }
+
     /// The cores the work is split over: every core unless `Inference.setThreads` says fewer.
     static var cores: Int { Inference.threads }
-    static let setUp: Void = { openblas_set_num_threads(1) }()
+    static let setUp: Void = { precondition(folio_blas_load() == 0, "OpenBLAS was checked when the model was loaded") }()
 
     /// Runs `body(p)` for p in 0..<parts (at most 64), on the calling thread and the spinning
     /// pool of the storage layer's lookups (folio_parallel): a decoding step has dozens of
@@ -93,7 +99,7 @@ enum Math {
                 if let bias = p.b {
                     for r in 0..<rows { (yy + r * n).update(from: bias, count: n) }
                 }
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(rows), Int32(n), Int32(k), 1, p.x + lo * k, Int32(k), p.w, Int32(k),
+                folio_sgemm(1, Int32(rows), Int32(n), Int32(k), 1, p.x + lo * k, Int32(k), p.w, Int32(k),
                             p.b == nil ? 0 : 1, yy, Int32(n))
             }
             return
@@ -111,7 +117,7 @@ enum Math {
             if m == 1 {
                 folio_gemv(p.w + lo * k, cols, k, p.x, p.y + lo, p.b == nil ? 0 : 1)
             } else {
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(m), Int32(cols), Int32(k), 1, p.x, Int32(k), p.w + lo * k, Int32(k),
+                folio_sgemm(1, Int32(m), Int32(cols), Int32(k), 1, p.x, Int32(k), p.w + lo * k, Int32(k),
                             p.b == nil ? 0 : 1, p.y + lo, Int32(n))
             }
         }
@@ -188,7 +194,7 @@ enum Math {
                     let lo = t * tile, hi = min(n, lo + tile), count = hi - lo
                     folio_matrix_decode(ws, lo, hi, scratch)
                     if let bias = p.b { for r in 0..<m { (p.y + r * n + lo).update(from: bias + lo, count: count) } }
-                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(m), Int32(count), Int32(k), 1, p.x, Int32(k), scratch, Int32(k),
+                    folio_sgemm(1, Int32(m), Int32(count), Int32(k), 1, p.x, Int32(k), scratch, Int32(k),
                                 p.b == nil ? 0 : 1, p.y + lo, Int32(n))
                 }
             }
@@ -251,12 +257,12 @@ extension Math {
     /// c[m, n] = alpha · a[m, k] · b[n, k]^T (strided rows).
     static func matmulNT(_ a: UnsafePointer<Float>, lda: Int, _ b: UnsafePointer<Float>, ldb: Int, m: Int, n: Int, k: Int, alpha: Float,
                          into c: UnsafeMutablePointer<Float>, ldc: Int) {
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), 0, c, Int32(ldc))
+        folio_sgemm(1, Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), 0, c, Int32(ldc))
     }
 
     /// c[m, n] = a[m, k] · b[k, n] (strided rows).
     static func matmulNN(_ a: UnsafePointer<Float>, lda: Int, _ b: UnsafePointer<Float>, ldb: Int, m: Int, n: Int, k: Int,
                          into c: UnsafeMutablePointer<Float>, ldc: Int) {
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(m), Int32(n), Int32(k), 1, a, Int32(lda), b, Int32(ldb), 0, c, Int32(ldc))
+        folio_sgemm(0, Int32(m), Int32(n), Int32(k), 1, a, Int32(lda), b, Int32(ldb), 0, c, Int32(ldc))
     }
 }

@@ -31,6 +31,7 @@ public final class SentenceEmbedder: @unchecked Sendable {
         let path = file.path
         self.path = path
         self.source = file
+        try Math.requireBLAS(for: path)
         let json = { (name: String) throws -> JSONValue? in
             guard let bytes = file.fileBytes(named: name) else { return nil }
             do { return try JSONParser.parse(bytes) } catch {

@@ -52,6 +52,7 @@ public final class TextGenerator: @unchecked Sendable {
         let path = file.path
         self.path = path
         self.source = file
+        try Math.requireBLAS(for: path)
         let config: ModelConfig
         var eos = Set<Int32>()
         let fromGGUF = file.fileBytes(named: "config.json") == nil && GGUFLlama.architecture(file) != nil
