@@ -183,8 +183,13 @@ enum Math {
                       into y: UnsafeMutablePointer<Float>) {
         _ = setUp
         let n = w.rows
-        let tile = min(n, max(16, ((1 << 18) / max(1, k)) & ~15))
-        let tiles = (n + tile - 1) / tile, parts = min(cores, tiles)
+        // Tiles of at most 1 MiB of float32, as many as a multiple of the cores so that every
+        // core gets the same share (k and v projections are often a single such tile).
+        let maxTile = max(16, ((1 << 18) / max(1, k)) & ~15)
+        let parts = min(cores, max(1, n / 16))
+        let wanted = ((n + maxTile - 1) / maxTile + parts - 1) / parts * parts
+        let tile = min(n, max(16, ((n + wanted - 1) / wanted + 15) & ~15))
+        let tiles = (n + tile - 1) / tile
         let p = SendableRaw(x: x, w: x, b: bias, y: y)
         parallelParts(parts) { part in
             let scratch = UnsafeMutablePointer<Float>.allocate(capacity: tile * k)
