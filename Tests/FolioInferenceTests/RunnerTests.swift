@@ -98,7 +98,7 @@ import FolioConvert
                 #expect(!q.isEmpty && q.allSatisfy { $0.paged?.isRecords == true && $0.encoding.isQuantized }, "\(model) \(variant): linear weights not quantized records")
             }
             let g = try TextGenerator(path: path, semantics: semantics), f = try TextGenerator(path: plain, semantics: semantics)
-            var worst = Double.infinity, worstAbs: Float = 0, lossCos = Double.infinity
+            var worst = Double.infinity, worstAbs: Float = 0, lossCos = Double.infinity, lossAbs: Float = 0
             for p in ref.prompts {
                 let want = try f.logits(p.ids)
                 let original = try npyRows(inferenceFixture("runner/\(model)/\(p.logits)")).flatMap { $0 }
@@ -111,6 +111,7 @@ import FolioConvert
                         worst = min(worst, c)
                         worstAbs = max(worstAbs, d)
                         lossCos = min(lossCos, Self.sliceCosine(a, original[(i * v)..<((i + 1) * v)]))
+                        lossAbs = max(lossAbs, Self.maxAbsDiff(Array(a), Array(original[(i * v)..<((i + 1) * v)])))
                         switch variant {
                         case "bf16": #expect(d <= 1e-2, "\(model) bf16 \(which) prompt \(p.index) position \(i): max |Δlogit| \(d)")
                         case "int8": #expect(c >= 0.9999, "\(model) int8 \(which) prompt \(p.index) position \(i): cosine \(c)")
@@ -119,7 +120,7 @@ import FolioConvert
                     }
                 }
             }
-            print("\(model) \(variant): vs float32 of the stored values min cosine \(worst), max |Δlogit| \(worstAbs); vs the original float32 weights min cosine \(lossCos)")
+            print("\(model) \(variant): vs float32 of the stored values min cosine \(worst), max |Δlogit| \(worstAbs); vs the original float32 weights min cosine \(lossCos), max |Δlogit| \(lossAbs)")
         }
     }
 

@@ -12,6 +12,10 @@ placeholder SentencePiece-style vocabulary of the same size). Every runner gets 
 random prompt ids and decodes greedily; the runners take turns (one trial each per round,
 --rounds rounds, 3 by default) and the figures are each one's best prefill and best decode.
 Prefill: prompt tokens / prompt time. Decode: generated tokens after the first / their time.
+
+Weights in their stored encodings (bf16, `--weights int8`, `--weights int4`) against
+llama.cpp's BF16, Q8_0 and Q4_0, on 1 and 2 threads, 112M, 1B- and 8B-shaped models, with
+RSS and the fraction of memory bandwidth: Tools/bench/weights_bench.py.
 """
 import argparse
 import json
