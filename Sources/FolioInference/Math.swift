@@ -86,12 +86,13 @@ enum Math {
     }
 
     /// `y[m, n] = x[m, k] · w[n, k]^T (+ bias[n])`: a linear layer with PyTorch's [out, in] weights.
-    /// Many rows (prefill) are split by rows, one GEMM per core; a few rows (decoding) are
-    /// split by output features, so that each core streams its own part of the weights.
+    /// Split by output features, one GEMM per core on its own part of the weights (split by
+    /// rows, every core packed the whole weight matrix again: 2 threads ran prefill slower
+    /// than 1 on the 112M model); by rows only when there are too few output features.
     static func linear(_ x: UnsafePointer<Float>, rows m: Int, inFeatures k: Int, weight w: UnsafePointer<Float>, outFeatures n: Int,
                        bias: UnsafePointer<Float>?, into y: UnsafeMutablePointer<Float>) {
         let p = SendableRaw(x: x, w: w, b: bias, y: y)
-        if m >= 4 * cores || cores == 1 || n < 64 {
+        if cores == 1 || n < 64 * cores {
             parallelRows(m) { lo, hi in
                 let rows = hi - lo
                 guard rows > 0 else { return }
