@@ -9,26 +9,25 @@ enum { ROW_MAJOR = 101, NO_TRANS = 111, TRANS = 112 };
 
 typedef void (*sgemm_fn)(int, int, int, int, int, int, float, const float *, int, const float *, int, float, float *, int);
 static sgemm_fn sgemm;
-static char *(*corename)(void);
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 static int status = -1;
 
 static void load(void) {
-    if (!getenv("OPENBLAS_CORETYPE")) {
+    const char *set = getenv("OPENBLAS_CORETYPE");
+    if (!set || !*set) {
 #if defined(__x86_64__)
         __builtin_cpu_init();
         if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
             __builtin_cpu_supports("avx512dq"))
-            setenv("OPENBLAS_CORETYPE", "SkylakeX", 0);
+            setenv("OPENBLAS_CORETYPE", "SkylakeX", 1);
         else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
-            setenv("OPENBLAS_CORETYPE", "Haswell", 0);
+            setenv("OPENBLAS_CORETYPE", "Haswell", 1);
 #endif
     }
     void *h = dlopen("libopenblas.so.0", RTLD_NOW | RTLD_LOCAL);
     if (!h) h = dlopen("libopenblas.so", RTLD_NOW | RTLD_LOCAL);
     if (!h) return;
     sgemm = (sgemm_fn)dlsym(h, "cblas_sgemm");
-    corename = (char *(*)(void))dlsym(h, "openblas_get_corename");
     void (*threads)(int) = (void (*)(int))dlsym(h, "openblas_set_num_threads");
     if (!sgemm) return;
     if (threads) threads(1);
@@ -38,11 +37,6 @@ static void load(void) {
 int folio_blas_load(void) {
     pthread_once(&once, load);
     return status;
-}
-
-const char *folio_blas_core(void) {
-    if (folio_blas_load() != 0 || !corename) return "";
-    return corename();
 }
 
 void folio_sgemm(int trans_b, int m, int n, int k, float alpha, const float *a, int lda, const float *b, int ldb,

@@ -13,10 +13,11 @@
    to int16 in blocks of 32 (folio_act_prepare, step d_b = amax / 32767), and each block of a
    row contributes scale_w * d_b * Σ q_w q_x with the integer sum exact (at most
    32 * 255 * 32767 in magnitude). llama.cpp quantizes the input to int8 (its Q8_0 dot
-   products); 16 bits cost the same instructions here (VNNI's dpwssd takes 32 int16 pairs
-   where dpbusd took 32 int8 ones behind a sign fix) and leave the input error at 1/65534 of a
-   block's largest value instead of 1/254. Group sizes are multiples of 32 (FOLIO.md 9.1), so
-   a block never spans two groups. */
+   products); 16 bits (VNNI's dpwssd, 32 int16 pairs per instruction, the codes widened
+   first) leave the input error at 1/65534 of a block's largest value instead of 1/254, which
+   int8 and int4 weights need to stay within 1e-4 and 1e-2 of cosine of float32 on the runner
+   fixtures (int8 inputs measured 0.9993 and 0.988 there). Group sizes are multiples of 32
+   (FOLIO.md 9.1), so a block never spans two groups. */
 
 #define BLOCK 32
 
@@ -460,16 +461,15 @@ int folio_matvec_use_vector(int on) { (void)on; return 0; }
 
 static void matvec(const folio_matrix *m, size_t lo, size_t hi, const float *x, const void *act, float *y, int accumulate, int f) {
     act_view a = view(act, m->cols);
-    /* The hardware prefetcher alone leaves a row-by-row stream at well under the memory's
-       bandwidth (measured 6.7-9.6 of 16.6 GB/s for bfloat16 rows of 2048 on one core, 9.3-11.4 with it): each row
-       asks for the lines of the record FOLIO_PREFETCH_BYTES ahead of it. */
+    /* The hardware prefetcher alone left a row-by-row stream well under the memory's
+       bandwidth on one core: each row asks for the lines of the record FOLIO_PREFETCH_BYTES
+       ahead of it. */
     size_t rs = m->stride, ahead = rs ? (FOLIO_PREFETCH_BYTES + rs - 1) / rs : 0;
-    size_t span = rs;
     for (size_t r = lo; r < hi; r++) {
         const uint8_t *rec = record(m, r);
         if (r + ahead < hi) {
             const uint8_t *p = record(m, r + ahead);
-            for (size_t o = 0; o < span; o += 64) __builtin_prefetch(p + o, 0, 3);
+            for (size_t o = 0; o < rs; o += 64) __builtin_prefetch(p + o, 0, 3);
         }
         float v;
 #if defined(__x86_64__)

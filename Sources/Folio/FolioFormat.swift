@@ -54,6 +54,10 @@ public struct PagedLayout: Sendable, Hashable {
     /// align_up(recordSize, 64), no pages; `rowsPerPage` is 1 and `blockSize` the stride.
     public let isRecords: Bool
 
+    /// Where a tensor of this layout starts in the data region: a page boundary for paged
+    /// tables, 64 bytes for records (FOLIO.md 7.4).
+    public func startAlignment(pageSize: Int) -> Int { isRecords ? FolioFormat.denseAlignment : pageSize }
+
     /// The records layout for records of `recordSize` bytes, or nil on overflow.
     public init?(recordsOf recordSize: Int) {
         guard recordSize > 0, let s = alignUp(recordSize, FolioFormat.denseAlignment) else { return nil }

@@ -111,7 +111,7 @@ public final class FolioWriter {
                 guard let d = t.encoding.plainDType else { throw FolioError.badTensor(file: path, tensor: t.name, reason: "a quantized tensor must be paged") }
                 nbytes = count * d.size
             }
-            guard let at = alignUp(cursor, t.paged && layout?.isRecords != true ? pageSize : FolioFormat.denseAlignment) else {
+            guard let at = alignUp(cursor, layout?.startAlignment(pageSize: pageSize) ?? FolioFormat.denseAlignment) else {
                 throw FolioError.invalidUse(file: path, reason: "layout overflow")
             }
             guard case (let end, false) = at.addingReportingOverflow(nbytes), end <= Int.max / 2 else {

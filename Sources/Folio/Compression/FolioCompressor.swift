@@ -94,7 +94,7 @@ public enum FolioCompressor {
         var infos: [TensorInfo] = []
         var reports: [CompressionReport] = []
         for (k, t) in h.tensors.enumerated() {
-            try stream.pad(to: t.paged != nil && t.paged?.isRecords != true ? h.pageSize : FolioFormat.denseAlignment)
+            try stream.pad(to: t.paged?.startAlignment(pageSize: h.pageSize) ?? FolioFormat.denseAlignment)
             let (info, report) = try writeTensor(t, from: source, options: options, stream: &stream, destination: destination)
             infos.append(info)
             reports.append(report)
