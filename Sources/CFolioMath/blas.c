@@ -13,15 +13,14 @@ static pthread_once_t once = PTHREAD_ONCE_INIT;
 static int status = -1;
 
 static void load(void) {
-    const char *set = getenv("OPENBLAS_CORETYPE");
-    if (!set || !*set) {
+    if (!getenv("OPENBLAS_CORETYPE")) {
 #if defined(__x86_64__)
         __builtin_cpu_init();
         if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
             __builtin_cpu_supports("avx512dq"))
-            setenv("OPENBLAS_CORETYPE", "SkylakeX", 1);
+            setenv("OPENBLAS_CORETYPE", "SkylakeX", 0);
         else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
-            setenv("OPENBLAS_CORETYPE", "Haswell", 1);
+            setenv("OPENBLAS_CORETYPE", "Haswell", 0);
 #endif
     }
     void *h = dlopen("libopenblas.so.0", RTLD_NOW | RTLD_LOCAL);
