@@ -25,11 +25,11 @@ public struct GenerationResult: Sendable {
 }
 
 /// A causal language model in a .folio file made from a Hugging Face folder: the config,
-/// the tokenizer and the weights all come from the one file. Architectures: `llama`
-/// (LlamaForCausalLM) and `longcat_flash_ngram`.
+/// the tokenizer and the weights all come from the one file. Architectures: those of
+/// `Registry.decoders` (Models/), by config.json's `model_type`.
 public final class TextGenerator: @unchecked Sendable {
     // @unchecked: immutable after init; one generation at a time.
-    public static let architectures = ["llama", "longcat_flash_ngram"]
+    public static var architectures: [String] { Registry.decoderNames }
     /// Prompt tokens per forward pass during prefill.
     static let prefillChunk = 512
 
@@ -77,20 +77,12 @@ public final class TextGenerator: @unchecked Sendable {
         }
         eosIDs = eos
         let weights = fromGGUF ? WeightStore(source: file, prefix: "", rename: GGUFLlama.rename) : WeightStore(source: file, prefix: "")
-        let ignored: (String) -> Bool
-        switch modelType {
-        case "llama":
-            model = try LlamaModel(config: config, weights: weights, ggufLayout: fromGGUF)
-            ignored = { $0.hasSuffix("rotary_emb.inv_freq") }
-        case "longcat_flash_ngram":
-            guard let s = LongcatNgramModel.Semantics(rawValue: semantics) else {
-                throw InferenceError.badInput("semantics '\(semantics)' is not known (checkpoint, mlx-lm)")
-            }
-            model = try LongcatNgramModel(config: config, weights: weights, semantics: s, eosIDs: eos)
-            ignored = { $0.hasPrefix("model.mtp.") }
-        default:
+        guard let architecture = Registry.decoder(modelType) else {
             throw InferenceError.unsupported(file: path, reason: "model_type '\(modelType)' is not supported by folio run (supported: \(Self.architectures.joined(separator: ", ")))")
         }
+        model = try architecture.build(config, weights, BuildContext(ggufLayout: fromGGUF, semantics: semantics, eosIDs: eos))
+        try config.refuseUnread(modelType: modelType)
+        let ignored = architecture.ignores
         let unused = weights.unused(ignoring: ignored)
         if let first = unused.first {
             throw InferenceError.unsupported(file: path, reason: "tensor '\(first)' is not part of a \(modelType) model (\(unused.count) such tensors)")

@@ -249,8 +249,8 @@ import FolioConvert
         let src = inferenceFixture("runner/tiny-llama")
         let config = try String(contentsOfFile: src + "/config.json", encoding: .utf8)
         let cases: [(String, String, String)] = [
-            ("\"model_type\": \"llama\"", "\"model_type\": \"mixtral\"", "model_type 'mixtral' is not supported"),
-            ("\"hidden_act\": \"silu\"", "\"hidden_act\": \"gelu\"", "hidden_act 'gelu'"),
+            ("\"model_type\": \"llama\"", "\"model_type\": \"mamba\"", "model_type 'mamba' is not supported"),
+            ("\"hidden_act\": \"silu\"", "\"hidden_act\": \"swiglu_v7\"", "hidden_act 'swiglu_v7' is not implemented"),
             ("\"rope_type\": \"llama3\"", "\"rope_type\": \"longrope\"", "rope_scaling type 'longrope'"),
             ("\"num_key_value_heads\": 2", "\"num_key_value_heads\": 3", "num_key_value_heads"),
             ("\"hidden_size\": 64", "\"hidden_size\": 48", "shape"),

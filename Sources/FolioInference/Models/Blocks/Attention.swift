@@ -1,3 +1,4 @@
+import Foundation
 import Dispatch
 
 /// Keys and values of every attention block for the positions seen so far, appended as
@@ -48,6 +49,11 @@ final class KVCache: @unchecked Sendable {
         self.slots = (0..<slots).map { _ in Slot(keyWidth: keyWidth, valueWidth: valueWidth) }
     }
 
+    /// One slot per entry, each of its own key and value widths.
+    init(widths: [(key: Int, value: Int)]) {
+        slots = widths.map { Slot(keyWidth: $0.key, valueWidth: $0.value) }
+    }
+
     /// Stores `count` new positions' keys and values in slot `i` (rows of keyWidth / valueWidth).
     func append(slot i: Int, keys k: UnsafePointer<Float>, values v: UnsafePointer<Float>, count: Int) {
         slots[i].append(keys: k, values: v, count: count, at: length)
@@ -61,9 +67,11 @@ enum Attention {
     /// Causal scaled dot-product attention of `count` new queries against the slot's keys
     /// and values, which already include the new positions (so the cache holds
     /// `past + count` positions). Query head h reads key/value head h / (heads / kvHeads).
-    /// q rows: heads × qkDim; out rows: heads × vDim.
+    /// q rows: heads × qkDim; out rows: heads × vDim. With a `window`, position i sees
+    /// positions j with i - window < j <= i only (transformers' sliding-window mask); with a
+    /// `softcap`, scores s become softcap · tanh(s / softcap) before the mask (Gemma 2).
     static func causal(q: UnsafePointer<Float>, count: Int, past: Int, slot: KVCache.Slot, heads: Int, kvHeads: Int, qkDim: Int, vDim: Int,
-                       scale: Float, into out: UnsafeMutablePointer<Float>) {
+                       scale: Float, window: Int? = nil, softcap: Float? = nil, into out: UnsafeMutablePointer<Float>) {
         let total = past + count
         let group = heads / kvHeads
         let shared = SendableAttention(q: q, k: slot.keys, v: slot.values, out: out)
@@ -75,10 +83,17 @@ enum Attention {
                 let s = sb.baseAddress!
                 Math.matmulNT(shared.q + head * qkDim, lda: heads * qkDim, shared.k + kvh * qkDim, ldb: kvHeads * qkDim,
                               m: count, n: total, k: qkDim, alpha: scale, into: s, ldc: total)
+                if let cap = softcap {
+                    let inv = 1 / cap
+                    for i in 0..<(count * total) { s[i] = cap * tanhf(s[i] * inv) }
+                }
                 for i in 0..<count {
                     let visible = past + i + 1
                     let row = s + i * total
                     for j in visible..<total { row[j] = -.infinity }
+                    if let window, visible > window {
+                        for j in 0..<(visible - window) { row[j] = -.infinity }
+                    }
                 }
                 Math.softmaxRows(s, rows: count, width: total)
                 Math.matmulNN(s, lda: total, shared.v + kvh * vDim, ldb: kvHeads * vDim, m: count, n: vDim, k: total,

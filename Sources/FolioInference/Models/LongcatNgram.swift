@@ -62,6 +62,12 @@ final class LongcatNgramModel: CausalLM, @unchecked Sendable {
 
     init(config c: ModelConfig, weights w: WeightStore, semantics: Semantics, eosIDs: Set<Int32>) throws {
         self.semantics = semantics
+        let method = try c.string("attention_method", "MLA"), act = try c.string("hidden_act", "silu")
+        guard method == "MLA" else { throw InferenceError.unsupported(file: c.file, reason: "attention_method '\(method)' is not implemented (MLA is)") }
+        guard act == "silu" else { throw InferenceError.unsupported(file: c.file, reason: "hidden_act '\(act)' is not implemented for longcat_flash_ngram (silu is)") }
+        if try c.bool("tie_word_embeddings", false), !w.has("lm_head.weight") {
+            throw InferenceError.unsupported(file: c.file, reason: "tie_word_embeddings without lm_head.weight is not implemented for longcat_flash_ngram")
+        }
         hidden = try c.int("hidden_size")
         heads = try c.int("num_attention_heads")
         layerCount = try c.int("num_layers")
@@ -324,4 +330,14 @@ final class LongcatNgramModel: CausalLM, @unchecked Sendable {
             for (i, a) in list.enumerated() { for j in 0..<h { out[a.token * h + j] += a.weight * ye[i * h + j] } }
         }
     }
+}
+
+/// The registry entry of `longcat_flash_ngram` (multi-token-prediction layers unused).
+enum LongcatNgram {
+    static let architecture = Architecture(modelType: "longcat_flash_ngram", build: { c, w, context in
+        guard let s = LongcatNgramModel.Semantics(rawValue: context.semantics) else {
+            throw InferenceError.badInput("semantics '\(context.semantics)' is not known (checkpoint, mlx-lm)")
+        }
+        return try LongcatNgramModel(config: c, weights: w, semantics: s, eosIDs: context.eosIDs)
+    }, ignores: { $0.hasPrefix("model.mtp.") })
 }

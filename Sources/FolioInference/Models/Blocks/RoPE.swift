@@ -12,6 +12,9 @@ struct RoPE: Sendable {
     let attentionFactor: Double
     /// true: rotate pairs (2i, 2i+1) ("traditional", GPT-J); false: rotate (i, i + dims/2) (Llama's rotate_half).
     let interleaved: Bool
+    /// The longest sequence the config allows: max_position_embeddings, or more where the
+    /// scaling stretches it (factor × the original context of linear, llama3 and yarn).
+    let positionLimit: Int
 
     /// YaRN's magnitude correction, 0.1 · mscale · ln(scale) + 1 for scale > 1.
     static func yarnMscale(_ scale: Double, _ mscale: Double = 1) -> Double {
@@ -27,6 +30,7 @@ struct RoPE: Sendable {
         let half = dims / 2
         let base = (0..<half).map { 1 / pow(theta, Double(2 * $0) / Double(dims)) }
         let type = try scaling.map { s in try s.has("rope_type") ? s.string("rope_type") : s.string("type", "default") } ?? "default"
+        var limit = maxPositions
         switch type {
         case "default":
             invFreq = base
@@ -36,12 +40,15 @@ struct RoPE: Sendable {
             guard factor > 0 else { throw scaling!.bad("factor", "must be positive") }
             invFreq = base.map { $0 / factor }
             attentionFactor = 1
+            let original = try scaling!.int("original_max_position_embeddings", maxPositions)
+            limit = max(maxPositions, Int(Double(original) * factor))
         case "llama3":
             let s = scaling!
             let factor = try s.double("factor"), low = try s.double("low_freq_factor"), high = try s.double("high_freq_factor")
             let original = Double(try s.int("original_max_position_embeddings"))
             guard factor > 0, low > 0, high > low else { throw s.bad("high_freq_factor", "llama3 scaling needs factor > 0 and high_freq_factor > low_freq_factor > 0") }
             let lowWavelen = original / low, highWavelen = original / high
+            limit = max(maxPositions, Int(original * factor))
             invFreq = base.map { f in
                 let wavelen = 2 * Double.pi / f
                 if wavelen < highWavelen { return f }
@@ -55,6 +62,7 @@ struct RoPE: Sendable {
             let factor = try s.double("factor")
             guard factor > 0 else { throw s.bad("factor", "must be positive") }
             let original = Double(try s.int("original_max_position_embeddings", maxPositions))
+            limit = max(maxPositions, Int(original * factor))
             let betaFast = try s.double("beta_fast", 32), betaSlow = try s.double("beta_slow", 1)
             if s.has("attention_factor") {
                 attentionFactor = try s.double("attention_factor")
@@ -78,6 +86,42 @@ struct RoPE: Sendable {
         default:
             throw InferenceError.unsupported(file: scaling?.file ?? "config.json", reason: "rope_scaling type '\(type)' is not supported (default, linear, llama3, yarn are)")
         }
+        positionLimit = limit
+    }
+
+    /// The RoPE of a config over `headDim`-wide heads: transformers 5's `rope_parameters`
+    /// object (rope_type, rope_theta, the scaling fields and partial_rotary_factor together),
+    /// else the older top-level `rope_theta`, `rope_scaling` and `partial_rotary_factor`.
+    /// `parameters` overrides where the object is read from (Gemma 3's per-layer-type
+    /// objects). A partial rotary factor is refused unless `partial` (the rotary part is then
+    /// the first headDim · factor values of each head).
+    static func from(_ c: ModelConfig, headDim: Int, parameters: ModelConfig? = nil, defaultTheta: Double = 10000,
+                     partial: Bool = false, interleaved: Bool = false) throws -> RoPE {
+        let maxPositions = try c.int("max_position_embeddings", 2048)
+        let p = try parameters ?? c.object("rope_parameters")
+        let theta: Double, scaling: ModelConfig?, fraction: Double
+        if let p {
+            if c.has("rope_scaling") { throw c.bad("rope_scaling", "is given beside rope_parameters; one of them must go") }
+            let top = c.has("rope_theta") ? try c.double("rope_theta") : nil
+            theta = try p.double("rope_theta", top ?? defaultTheta)
+            if let top, top != theta { throw c.bad("rope_theta", "is \(top) but rope_parameters.rope_theta is \(theta)") }
+            fraction = try p.has("partial_rotary_factor") ? p.double("partial_rotary_factor") : c.double("partial_rotary_factor", 1)
+            scaling = p
+        } else {
+            theta = try c.double("rope_theta", defaultTheta)
+            fraction = try c.double("partial_rotary_factor", 1)
+            scaling = try c.object("rope_scaling")
+        }
+        var dims = headDim
+        if fraction != 1 {
+            guard partial else { throw InferenceError.unsupported(file: c.file, reason: "partial_rotary_factor \(fraction) is not implemented for this architecture (1 is)") }
+            let d = Double(headDim) * fraction
+            guard fraction > 0, fraction < 1, d == d.rounded(), Int(d) % 2 == 0 else {
+                throw c.bad("partial_rotary_factor", "\(fraction) × head_dim \(headDim) must be a positive even number of dimensions")
+            }
+            dims = Int(d)
+        }
+        return try RoPE(dims: dims, theta: theta, scaling: scaling, maxPositions: maxPositions, interleaved: interleaved)
     }
 
     /// The same rotation with each frequency divided by a factor (GGUF's `rope_freqs.weight`,
