@@ -233,12 +233,17 @@ public final class BPETokenizer: @unchecked Sendable {
     /// skipped.
     /// - Parameter skipSpecialTokens: leave out special added tokens.
     public func decode(_ ids: [Int32], skipSpecialTokens: Bool = false) -> String {
+        String(decoding: decodeBytes(ids, skipSpecialTokens: skipSpecialTokens), as: UTF8.self)
+    }
+
+    /// The bytes `decode` turns into text (UTF-8, possibly ending inside a character).
+    public func decodeBytes(_ ids: [Int32], skipSpecialTokens: Bool = false) -> [UInt8] {
         var bytes: [UInt8] = []
         for id in ids {
             guard let t = decodeTable[id], !(skipSpecialTokens && t.special) else { continue }
             bytes += t.bytes
         }
-        return String(decoding: bytes, as: UTF8.self)
+        return bytes
     }
 
     /// The bytes of one token, for printing text as it is generated (a character may span

@@ -1,54 +1,105 @@
 import Foundation
 
-/// Picks the next token from logits: greedy at temperature 0, otherwise a draw from
-/// softmax(logits / T), restricted to the smallest set of most likely tokens whose
-/// probabilities reach `topP` (nucleus sampling) when 0 < topP < 1. Draws come from a
+/// Picks the next token from logits, with the logits processors of Hugging Face
+/// transformers' `generate` in its order: the repetition penalty on the raw logits (over every
+/// id of the prompt and of the generated text: a positive logit is divided by the penalty, a
+/// negative one multiplied), then, when sampling, the temperature, top-k (the k largest
+/// logits; ties at the k-th value are kept), top-p (the smallest set of most likely tokens
+/// whose probability reaches p) and min-p (tokens less likely than min_p times the most
+/// likely one are dropped). Temperature 0 is greedy: the penalized argmax. Draws come from a
 /// seeded generator, so a seed gives the same tokens on every run.
 struct Sampler {
     let temperature: Float
+    let topK: Int
     let topP: Float
+    let minP: Float
+    let repetitionPenalty: Float
     var rng: SplitMix64
+    /// Every id seen so far (prompt and generated), for the repetition penalty.
+    private(set) var seen: Set<Int32> = []
 
-    init(temperature: Float, topP: Float, seed: UInt64) {
+    init(temperature: Float, topP: Float, seed: UInt64, topK: Int = 0, minP: Float = 0, repetitionPenalty: Float = 1) {
         self.temperature = temperature
+        self.topK = topK
         self.topP = topP
+        self.minP = minP
+        self.repetitionPenalty = repetitionPenalty
         rng = SplitMix64(seed: seed)
     }
 
-    mutating func next(_ logits: UnsafeBufferPointer<Float>) -> Int32 {
-        if temperature <= 0 { return Int32(Self.argmax(logits)) }
-        let inv = 1 / temperature
-        var m = -Float.infinity
-        for x in logits where !x.isNaN { m = max(m, x * inv) }
-        var probs = [Float](repeating: 0, count: logits.count)
-        var total: Double = 0
-        for i in 0..<logits.count {
-            let x = logits[i]
-            let p = x.isNaN ? 0 : expf(x * inv - m)
-            probs[i] = p
-            total += Double(p)
+    /// Records ids for the repetition penalty (the prompt, then each generated token).
+    mutating func observe<S: Sequence>(_ ids: S) where S.Element == Int32 {
+        if repetitionPenalty != 1 { seen.formUnion(ids) }
+    }
+
+    /// The penalized logits: the repetition penalty applied to every id seen.
+    func penalized(_ raw: UnsafeBufferPointer<Float>) -> [Float] {
+        var logits = Array(raw)
+        if repetitionPenalty != 1 {
+            for id in seen where Int(id) < logits.count {
+                let x = logits[Int(id)]
+                logits[Int(id)] = x < 0 ? x * repetitionPenalty : x / repetitionPenalty
+            }
         }
-        var candidates = Array(0..<logits.count)
+        return logits
+    }
+
+    /// The tokens a draw may pick and their weights (unnormalized probabilities), most likely
+    /// first, after temperature, top-k, top-p and min-p. Only for temperature > 0.
+    func distribution(_ raw: UnsafeBufferPointer<Float>) -> (ids: [Int], weights: [Double]) {
+        var logits = penalized(raw)
+        let inv = 1 / temperature
+        var candidates = [Int]()
+        candidates.reserveCapacity(logits.count)
+        for i in 0..<logits.count where !logits[i].isNaN && logits[i] > -.infinity {
+            logits[i] *= inv
+            candidates.append(i)
+        }
+        guard !candidates.isEmpty else { return ([], []) }
+        // Most likely first; equal logits by id, so the order (and a seeded draw) is stable.
+        candidates.sort { logits[$0] > logits[$1] || (logits[$0] == logits[$1] && $0 < $1) }
+        if topK > 0 && topK < candidates.count {
+            let threshold = logits[candidates[topK - 1]]
+            var kept = topK
+            while kept < candidates.count && logits[candidates[kept]] >= threshold { kept += 1 }
+            candidates.removeSubrange(kept...)
+        }
+        let m = logits[candidates[0]]
+        var probs = candidates.map { Double(expf(logits[$0] - m)) }
         if topP > 0 && topP < 1 {
-            candidates.sort { probs[$0] > probs[$1] || (probs[$0] == probs[$1] && $0 < $1) }
+            let goal = Double(topP) * probs.reduce(0, +)
             var kept = 0
             var mass: Double = 0
-            let goal = Double(topP) * total
             while kept < candidates.count {
-                mass += Double(probs[candidates[kept]])
+                mass += probs[kept]
                 kept += 1
                 if mass >= goal { break }
             }
             candidates.removeSubrange(kept...)
-            total = mass
+            probs.removeSubrange(kept...)
         }
-        let u = rng.nextUnit() * total
+        if minP > 0 {
+            // probs[0] is the largest: the floor is relative to it.
+            let floor = Double(minP) * probs[0]
+            var kept = 1
+            while kept < probs.count && probs[kept] >= floor { kept += 1 }
+            candidates.removeSubrange(kept...)
+            probs.removeSubrange(kept...)
+        }
+        return (candidates, probs)
+    }
+
+    mutating func next(_ raw: UnsafeBufferPointer<Float>) -> Int32 {
+        if temperature <= 0 { return penalized(raw).withUnsafeBufferPointer { Int32(Self.argmax($0)) } }
+        let (ids, probs) = distribution(raw)
+        guard !ids.isEmpty else { return Int32(Self.argmax(raw)) }
+        let u = rng.nextUnit() * probs.reduce(0, +)
         var acc: Double = 0
-        for c in candidates {
-            acc += Double(probs[c])
+        for (c, p) in zip(ids, probs) {
+            acc += p
             if u < acc { return Int32(c) }
         }
-        return Int32(candidates.last(where: { probs[$0] > 0 }) ?? Self.argmax(logits))
+        return Int32(ids[0])
     }
 
     /// Index of the largest logit (the first one on ties; NaN never wins).

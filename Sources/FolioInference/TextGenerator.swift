@@ -5,6 +5,14 @@ public struct GenerationOptions: Sendable {
     public var maxTokens = 128
     public var temperature: Float = 0
     public var topP: Float = 1
+    /// Sample among the k most likely tokens only (0: no limit).
+    public var topK = 0
+    /// Drop tokens less likely than minP times the most likely one (0: off).
+    public var minP: Float = 0
+    /// Penalty on the logits of every id already in the prompt or the output (1: off).
+    public var repetitionPenalty: Float = 1
+    /// Stop when the generated text contains one of these; the text ends before it.
+    public var stop: [String] = []
     public var seed: UInt64 = 0
     /// Keep the logits of every prompt position ([prompt, vocab]).
     public var promptLogits = false
@@ -22,6 +30,8 @@ public struct GenerationResult: Sendable {
     public var decodeSeconds: Double
     /// Forward passes of one token each (generated tokens but the first, which the prompt gives).
     public var decodeSteps: Int
+    /// Why generation ended: "eos", "stop" (a stop string), "length" (max tokens).
+    public var finishReason: String = "length"
 }
 
 /// A causal language model in a .folio file made from a Hugging Face folder: the config,
@@ -114,12 +124,26 @@ public final class TextGenerator: @unchecked Sendable {
         return out
     }
 
+    /// The most positions a sequence may have: prompt plus generated tokens.
+    public var positionLimit: Int { model.positionLimit }
+
     /// Runs the prompt, then samples up to `maxTokens` tokens, stopping after an end-of-sequence
-    /// token. `onText` receives the text as it is made, in pieces of whole UTF-8 characters.
+    /// token or once the text contains a stop string (the text then ends before it). `onText`
+    /// receives the text as it is made, in pieces of whole UTF-8 characters; text that may be
+    /// the start of a stop string is held back until it is known not to be one.
     public func generate(prompt: [Int32], options o: GenerationOptions, onText: ((String) -> Void)? = nil) throws -> GenerationResult {
         guard !prompt.isEmpty else { throw InferenceError.badInput("the prompt has no tokens") }
+        guard prompt.count + o.maxTokens <= model.positionLimit else {
+            throw InferenceError.badInput("a prompt of \(prompt.count) tokens and \(o.maxTokens) new tokens need \(prompt.count + o.maxTokens) positions; \(path) allows \(model.positionLimit) (max_position_embeddings and its RoPE scaling)")
+        }
+        let stops = o.stop.filter { !$0.isEmpty }.map { Array($0.utf8) }
+        if !stops.isEmpty && tokenizer == nil {
+            throw InferenceError.unsupported(file: path, reason: "stop strings need the tokenizer, and there is no tokenizer.json inside")
+        }
         let state = model.makeState()
-        var sampler = Sampler(temperature: o.temperature, topP: o.topP, seed: o.seed)
+        var sampler = Sampler(temperature: o.temperature, topP: o.topP, seed: o.seed, topK: o.topK, minP: o.minP,
+                              repetitionPenalty: o.repetitionPenalty)
+        sampler.observe(prompt)
         let t0 = FileSystem.monotonicSeconds()
         // The prompt runs in chunks: attention scores of a chunk are [chunk, positions so far],
         // so a long prompt never needs a [prompt, prompt] matrix per head.
@@ -134,19 +158,28 @@ public final class TextGenerator: @unchecked Sendable {
         let t1 = FileSystem.monotonicSeconds()
         var result = GenerationResult(promptTokens: prompt, tokens: [], text: "", promptLogits: o.promptLogits ? logits : [],
                                       promptSeconds: t1 - t0, decodeSeconds: 0, decodeSteps: 0)
-        var pending: [UInt8] = []
+        // The text so far as bytes, and how much of it has been handed to onText.
+        var text: [UInt8] = []
+        var shown = 0
+        var end: Int? = nil
         var last = logits.count - vocabSize
         while result.tokens.count < o.maxTokens {
             let next = logits.withUnsafeBufferPointer { sampler.next(UnsafeBufferPointer(rebasing: $0[last...])) }
             result.tokens.append(next)
-            if eosIDs.contains(next) { break }
-            if let tokenizer, let onText {
-                pending += tokenizer.tokenBytes(next)
-                let cut = Self.completeUTF8Prefix(pending)
-                if cut > 0 {
-                    onText(String(decoding: pending[..<cut], as: UTF8.self))
-                    pending.removeFirst(cut)
+            sampler.observe(CollectionOfOne(next))
+            if eosIDs.contains(next) { result.finishReason = "eos"; break }
+            if let tokenizer, onText != nil || !stops.isEmpty {
+                text = tokenizer.decodeBytes(result.tokens, skipSpecialTokens: false)
+                if let cut = Self.firstStop(stops, in: text, from: max(0, shown - (stops.map(\.count).max() ?? 0))) {
+                    end = cut
+                    result.finishReason = "stop"
                 }
+                let safe = end ?? Self.completeUTF8Prefix(Array(text[..<(text.count - Self.heldBack(stops, text))]))
+                if let onText, safe > shown {
+                    onText(String(decoding: text[shown..<safe], as: UTF8.self))
+                    shown = safe
+                }
+                if end != nil { break }
             }
             if result.tokens.count == o.maxTokens { break }
             logits = try model.forward([next], state: state, allLogits: false)
@@ -154,10 +187,38 @@ public final class TextGenerator: @unchecked Sendable {
             result.decodeSteps += 1
         }
         result.decodeSeconds = FileSystem.monotonicSeconds() - t1
-        if let onText, !pending.isEmpty { onText(String(decoding: pending, as: UTF8.self)) }
-        let textTokens = result.tokens.last.map { eosIDs.contains($0) } == true ? Array(result.tokens.dropLast()) : result.tokens
-        result.text = tokenizer?.decode(textTokens, skipSpecialTokens: false) ?? ""
+        if let tokenizer {
+            let textTokens = result.finishReason == "eos" ? Array(result.tokens.dropLast()) : result.tokens
+            let bytes = tokenizer.decodeBytes(textTokens, skipSpecialTokens: false)
+            let final = end.map { Array(bytes[..<$0]) } ?? bytes
+            if let onText, final.count > shown { onText(String(decoding: final[shown...], as: UTF8.self)) }
+            result.text = String(decoding: final, as: UTF8.self)
+        }
         return result
+    }
+
+    /// Byte offset of the earliest stop string in `text` that starts at or after `from`.
+    static func firstStop(_ stops: [[UInt8]], in text: [UInt8], from: Int) -> Int? {
+        guard !stops.isEmpty, !text.isEmpty else { return nil }
+        var i = from
+        while i < text.count {
+            for s in stops where i + s.count <= text.count && text[i..<(i + s.count)].elementsEqual(s) { return i }
+            i += 1
+        }
+        return nil
+    }
+
+    /// How many bytes at the end of `text` could be the start of a stop string.
+    static func heldBack(_ stops: [[UInt8]], _ text: [UInt8]) -> Int {
+        var held = 0
+        for s in stops {
+            var k = min(s.count - 1, text.count)
+            while k > held {
+                if text[(text.count - k)...].elementsEqual(s[..<k]) { held = k; break }
+                k -= 1
+            }
+        }
+        return held
     }
 
     /// Length of the longest prefix of `bytes` that does not end inside a UTF-8 sequence.

@@ -82,10 +82,35 @@ import Folio
         let m = s.file("m.folio")
         #expect(try folio("convert", Self.fixtures + "/tiny-llama", m).status == 0)
         for (args, code) in [(["run", m, "--tokens", "1,99999"], Int32(1)), (["run", m, "--tokens", "1,x"], 1), (["run", m], 2),
-                             (["run", s.file("missing.folio"), "--prompt", "hi"], 1), (["run", m, "--prompt", "hi", "--top-p", "0"], 2)] {
+                             (["run", s.file("missing.folio"), "--prompt", "hi"], 1), (["run", m, "--prompt", "hi", "--top-p", "0"], 2),
+                             (["run", m, "--prompt", "hi", "--top-k", "-1"], 2), (["run", m, "--prompt", "hi", "--min-p", "2"], 2),
+                             (["run", m, "--prompt", "hi", "--repetition-penalty", "0"], 2), (["run", m, "--prompt", "hi", "--stop", ""], 2),
+                             (["run", m, "--prompt", "hi", "--max-tokens", "600"], 1)] {
             let r = try folio(args)
             #expect(r.status == code, "\(args): \(r.stderr)")
             #expect(r.stderr.split(separator: "\n").count == 1, "\(args): \(r.stderr)")
         }
+    }
+
+    /// The sampling flags reach the sampler: --top-k 1 is greedy at any temperature, a stop
+    /// string ends the text before it (finish_reason "stop").
+    @Test func samplingFlagsAndStopStrings() throws {
+        let s = Scratch()
+        let m = s.file("m.folio")
+        #expect(try folio("convert", Self.fixtures + "/tiny-llama", m).status == 0)
+        func run(_ extra: [String]) throws -> [String: Any] {
+            let r = try folio(["run", m, "--prompt", "Once upon", "--max-tokens", "40", "--json"] + extra)
+            #expect(r.status == 0, "\(extra): \(r.stderr)")
+            return try #require(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])
+        }
+        let greedy = try run([])
+        #expect(greedy["finish_reason"] as? String == "length")
+        let k1 = try run(["--temperature", "1.5", "--top-k", "1", "--seed", "3", "--repetition-penalty", "1", "--min-p", "0.1"])
+        #expect(k1["tokens"] as? [Int] == greedy["tokens"] as? [Int])
+        let text = try #require(greedy["text"] as? String)
+        let stop = String(text.dropFirst(12).prefix(5))
+        let stopped = try run(["--stop", stop, "--stop", "zzzzzz"])
+        #expect(stopped["finish_reason"] as? String == "stop")
+        #expect(stopped["text"] as? String == String(text[..<text.range(of: stop)!.lowerBound]))
     }
 }

@@ -15,6 +15,10 @@ struct Run: ParsableCommand {
     @Option(help: "Tokens to generate (0: only evaluate the prompt).") var maxTokens: Int = 128
     @Option(help: "Sampling temperature (0: greedy).") var temperature: Float = 0
     @Option(help: "Nucleus sampling: keep the most likely tokens up to this probability mass.") var topP: Float = 1
+    @Option(help: "Sample among the k most likely tokens only (0: no limit).") var topK: Int = 0
+    @Option(help: "Drop tokens less likely than this fraction of the most likely one (0: off).") var minP: Float = 0
+    @Option(help: "Divide positive logits (multiply negative ones) of every id already in the prompt or output by this (1: off), as transformers does.") var repetitionPenalty: Float = 1
+    @Option(help: "Stop once the text contains this string; the text ends before it (repeatable).") var stop: [String] = []
     @Option(help: "Random seed for sampling.") var seed: UInt64?
     @Option(help: "Write the logits of every prompt position as a float32 .npy [prompt_length, vocab_size].") var logits: String?
     @Option(help: "longcat_flash_ngram semantics: checkpoint (the model's own code: n-gram history reset after an end token, LoRA-norm eps 1e-6) or mlx-lm.") var semantics: String = "checkpoint"
@@ -27,6 +31,10 @@ struct Run: ParsableCommand {
         guard maxTokens >= 0 else { throw ValidationError("--max-tokens must not be negative") }
         guard temperature >= 0, temperature.isFinite else { throw ValidationError("--temperature must be a finite number, at least 0") }
         guard topP > 0, topP <= 1 else { throw ValidationError("--top-p must be in (0, 1]") }
+        guard topK >= 0 else { throw ValidationError("--top-k must not be negative") }
+        guard minP >= 0, minP <= 1 else { throw ValidationError("--min-p must be in [0, 1]") }
+        guard repetitionPenalty > 0, repetitionPenalty.isFinite else { throw ValidationError("--repetition-penalty must be a finite number greater than 0") }
+        guard !stop.contains("") else { throw ValidationError("--stop must not be empty") }
         if let threads, threads < 1 || threads > 64 { throw ValidationError("--threads must be in 1...64") }
     }
 
@@ -56,6 +64,10 @@ struct Run: ParsableCommand {
         options.maxTokens = maxTokens
         options.temperature = temperature
         options.topP = topP
+        options.topK = topK
+        options.minP = minP
+        options.repetitionPenalty = repetitionPenalty
+        options.stop = stop
         options.seed = seed ?? UInt64.random(in: 0...UInt64.max)
         options.promptLogits = logits != nil
         let stream = !json && generator.tokenizer != nil
@@ -71,6 +83,7 @@ struct Run: ParsableCommand {
                 ("prompt_tokens", .array(ids.map { .int($0) })),
                 ("tokens", .array(result.tokens.map { .int($0) })),
                 ("text", .string(result.text)),
+                ("finish_reason", .string(result.finishReason)),
                 ("prompt_tokens_per_second", .double(promptRate)),
                 ("tokens_per_second", .double(rate)),
             ]).serialized())

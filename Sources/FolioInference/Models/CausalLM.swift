@@ -4,6 +4,8 @@ import Folio
 /// then one token at a time, keeping what it needs between steps in its state.
 protocol CausalLM: AnyObject, Sendable {
     var vocabSize: Int { get }
+    /// The most positions a sequence may have (max_position_embeddings, or what RoPE scaling allows).
+    var positionLimit: Int { get }
     /// A fresh state for one sequence.
     func makeState() -> AnyObject
     /// Runs `tokens` after the positions `state` holds and returns logits,

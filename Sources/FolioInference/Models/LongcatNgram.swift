@@ -49,6 +49,7 @@ final class LongcatNgramModel: CausalLM, @unchecked Sendable {
     let qScale: Float?, kvScale: Float?
     let attnScale: Float
     let rope: RoPE
+    var positionLimit: Int { rope.positionLimit }
     let hasher: NgramHasher
     let resetTokens: Set<Int32>
     let words: EmbeddingTable
@@ -223,6 +224,9 @@ final class LongcatNgramModel: CausalLM, @unchecked Sendable {
             throw InferenceError.badInput("token id \(t) is outside the vocabulary (0..<\(vocabSize))")
         }
         let past = state.cache.length
+        guard past + n <= positionLimit else {
+            throw InferenceError.badInput("position \(past + n - 1) is past what the model allows (\(positionLimit) positions: max_position_embeddings and its RoPE scaling)")
+        }
         var x = try embed(tokens, state: state)
         var xn = [Float](repeating: 0, count: n * h), o = xn, shortcut = xn
         for (l, L) in layers.enumerated() {
