@@ -81,6 +81,12 @@ final class WeightStore: @unchecked Sendable {
         return EmbeddingTable(parts: parts, rows: rows, width: width)
     }
 
+    /// Marks the stored tensors that `skip` picks as deliberately unused (a model's
+    /// multi-token-prediction layers, known only once its config is read).
+    func ignore(_ skip: (String) -> Bool) {
+        for name in source.tensorNames where skip(name) { used.insert(name) }
+    }
+
     /// Names of the source's tensors that the model did not use, except those `ignored` says
     /// are expected to be unused.
     func unused(ignoring ignored: (String) -> Bool) -> [String] {

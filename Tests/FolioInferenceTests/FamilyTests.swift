@@ -10,7 +10,7 @@ import FolioConvert
 /// decoding, stored bf16 and int8 weights; and the config keys that must be refused.
 @Suite struct FamilyTests {
     static let families = ["llama-rope-parameters", "mistral", "mixtral", "qwen2", "qwen3", "qwen3-moe", "gemma2", "gemma3", "phi3",
-                           "olmo2", "gpt2"]
+                           "olmo2", "gpt2", "deepseek-v2", "deepseek-v3"]
 
     struct Reference {
         let modelType: String
@@ -147,6 +147,37 @@ import FolioConvert
         // Gemma 3 run bidirectionally.
         let bidirectional = try Self.refusal(try Self.edited("gemma3", in: dir) { $0["use_bidirectional_attention"] = true })
         #expect(bidirectional?.contains("use_bidirectional_attention") == true, "\(bidirectional ?? "accepted")")
+        // DeepSeek-V2's router: renormalisation (which transformers skips and DeepSeek's code
+        // does) and an unknown top-k method.
+        let renorm = try Self.refusal(try Self.edited("deepseek-v2", in: dir) { $0["norm_topk_prob"] = true })
+        #expect(renorm?.contains("norm_topk_prob") == true, "\(renorm ?? "accepted")")
+        let method = try Self.refusal(try Self.edited("deepseek-v2", in: dir) { $0["topk_method"] = "noaux_tc" })
+        #expect(method?.contains("topk_method 'noaux_tc'") == true, "\(method ?? "accepted")")
+        // DeepSeek-V3 with grouped key heads, which latent attention does not have.
+        let kv = try Self.refusal(try Self.edited("deepseek-v3", in: dir) { $0["num_key_value_heads"] = 2 })
+        #expect(kv?.contains("num_key_value_heads") == true, "\(kv ?? "accepted")")
+    }
+
+    /// DeepSeek-V3's multi-token-prediction layer (stored as layer num_hidden_layers) is
+    /// left unused, as transformers does; other stray tensors are refused.
+    @Test func deepseekMultiTokenPredictionLayersAreIgnored() throws {
+        let dir = TempDir()
+        let src = inferenceFixture("families/deepseek-v3")
+        let ref = try Self.reference("deepseek-v3")
+        let extra = dir.file("extra.safetensors")
+        try Self.writeZeroSafetensors(extra, [("model.layers.2.eh_proj.weight", [64, 128]), ("model.layers.2.enorm.weight", [64])])
+        let folder = dir.file("m")
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        for f in ["config.json", "generation_config.json"] { try FileManager.default.copyItem(atPath: src + "/" + f, toPath: folder + "/" + f) }
+        try FileManager.default.copyItem(atPath: src + "/model.safetensors", toPath: folder + "/model-00001-of-00002.safetensors")
+        try FileManager.default.copyItem(atPath: extra, toPath: folder + "/model-00002-of-00002.safetensors")
+        try Self.writeIndex(folder + "/model.safetensors.index.json", shards: [
+            "model-00001-of-00002.safetensors": try SafetensorsFile(path: src + "/model.safetensors").header.entries.map(\.name),
+            "model-00002-of-00002.safetensors": ["model.layers.2.eh_proj.weight", "model.layers.2.enorm.weight"]])
+        let g = try TextGenerator(path: try Self.convert(folder, to: dir.file("m.folio")))
+        let p = ref.prompts[2]
+        let want = try npyRows(inferenceFixture("families/deepseek-v3/\(p.logits)")).flatMap { $0 }
+        #expect(RunnerTests.maxAbsDiff(try g.logits(p.ids), want) <= 1e-4)
     }
 
     /// transformers 5's `rope_parameters` is honoured (the Llama fixture's llama3 scaling and
@@ -169,5 +200,29 @@ import FolioConvert
         let g = try TextGenerator(path: try Self.convert(inferenceFixture("families/gpt2"), to: dir.file("m.folio")))
         #expect(throws: InferenceError.self) { try g.logits([Int32](repeating: 5, count: 129)) }
         #expect(try g.logits([Int32](repeating: 5, count: 128)).count == 128 * g.vocabSize)
+    }
+
+    /// A safetensors file of float32 zeros with these names and shapes.
+    static func writeZeroSafetensors(_ path: String, _ tensors: [(String, [Int])]) throws {
+        var offset = 0
+        var fields: [String] = []
+        for (name, shape) in tensors {
+            let n = shape.reduce(1, *) * 4
+            fields.append("\"\(name)\":{\"dtype\":\"F32\",\"shape\":\(shape),\"data_offsets\":[\(offset),\(offset + n)]}")
+            offset += n
+        }
+        var header = Array("{\(fields.joined(separator: ","))}".utf8)
+        while header.count % 8 != 0 { header.append(0x20) }
+        var bytes = withUnsafeBytes(of: UInt64(header.count).littleEndian) { Array($0) } + header
+        bytes += [UInt8](repeating: 0, count: offset)
+        try Data(bytes).write(to: URL(fileURLWithPath: path))
+    }
+
+    /// A Hugging Face `model.safetensors.index.json` mapping each shard's tensors to it.
+    static func writeIndex(_ path: String, shards: [String: [String]]) throws {
+        var map: [String: String] = [:]
+        for (shard, names) in shards { for n in names { map[n] = shard } }
+        let doc: [String: Any] = ["metadata": [String: Any](), "weight_map": map]
+        try JSONSerialization.data(withJSONObject: doc, options: [.sortedKeys]).write(to: URL(fileURLWithPath: path))
     }
 }

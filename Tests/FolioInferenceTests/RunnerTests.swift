@@ -212,10 +212,20 @@ import FolioConvert
         }
     }
 
-    /// A prompt longer than a prefill chunk gives the logits of one full pass.
+    /// A prompt longer than a prefill chunk gives the logits of one full pass (the model's
+    /// max_position_embeddings raised to 1024 for it; YaRN's frequencies depend only on the
+    /// original context).
     @Test func longPromptsArePrefilledInChunks() throws {
         let dir = TempDir()
-        let g = try TextGenerator(path: try Self.convert("tiny-longcat", in: dir))
+        let src = dir.file("src")
+        try FileManager.default.copyItem(atPath: inferenceFixture("runner/tiny-longcat"), toPath: src)
+        let config = try String(contentsOfFile: src + "/config.json", encoding: .utf8)
+        try #require(config.contains("\"max_position_embeddings\": 256"))
+        try config.replacingOccurrences(of: "\"max_position_embeddings\": 256", with: "\"max_position_embeddings\": 1024")
+            .write(toFile: src + "/config.json", atomically: true, encoding: .utf8)
+        _ = try Converter(options: ConversionOptions()).convert(from: src, to: dir.file("m.folio"))
+        let g = try TextGenerator(path: dir.file("m.folio"))
+        #expect(g.positionLimit == 1024)
         var rng = SplitMix64(seed: 4)
         let prompt = (0..<(TextGenerator.prefillChunk + 77)).map { _ in Int32(4 + rng.next() % 500) }
         var o = GenerationOptions()

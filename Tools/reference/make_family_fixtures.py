@@ -83,6 +83,13 @@ FAMILIES = {
                                               routed_scaling_factor=2.5, first_k_dense_replace=1, norm_topk_prob=True,
                                               rope_interleave=True, head_dim=8,
                                               rope_parameters=dict(rope_type="default", rope_theta=10000.0))),
+    # DeepSeek-V2-Lite's shape: no q LoRA (one q_proj), softmax router limited to the best group.
+    "deepseek-v2": ("deepseek_v2", llama_like(num_attention_heads=4, num_key_value_heads=4, q_lora_rank=None, kv_lora_rank=16,
+                                              qk_nope_head_dim=16, qk_rope_head_dim=8, v_head_dim=16, moe_intermediate_size=32,
+                                              n_routed_experts=8, n_shared_experts=2, num_experts_per_tok=2, n_group=2, topk_group=1,
+                                              topk_method="group_limited_greedy", routed_scaling_factor=1.5,
+                                              first_k_dense_replace=1, norm_topk_prob=False, head_dim=8,
+                                              rope_parameters=dict(rope_type="default", rope_theta=10000.0))),
 }
 
 
@@ -128,7 +135,12 @@ class RoutingMargins:
         self.minimum = None
         self.active = True
         k = cfg.get("num_experts_per_tok")
-        if k is None or "n_group" in cfg:
+        if k is None:
+            return
+        if "n_group" in cfg:
+            for name, module in model.named_modules():
+                if name.endswith("mlp.gate"):
+                    module.register_forward_pre_hook(self.group_hook(module, k, cfg))
             return
         for name, module in model.named_modules():
             if name.endswith("block_sparse_moe.gate") or name.endswith("mlp.gate"):
@@ -141,6 +153,37 @@ class RoutingMargins:
             x = args[0].reshape(-1, args[0].shape[-1])
             scores = torch.sort(x @ mod.weight.T, dim=-1, descending=True).values
             gap = float((scores[:, k - 1] - scores[:, k]).min())
+            self.minimum = gap if self.minimum is None else min(self.minimum, gap)
+        return record
+
+    def group_hook(self, module, k, cfg):
+        """DeepSeek's group-limited routers: the gap between the kept groups and the next one
+        and between the k-th chosen expert and the next one among the kept groups, in the
+        router's units: V3's sigmoid + correction scores scaled by 4 to the logit units of
+        ROUTING_MARGIN (the slope of a sigmoid is at most 1/4); V2's logits (its softmax keeps
+        their order)."""
+        groups, kept = cfg["n_group"], cfg["topk_group"]
+
+        def record(mod, args):
+            if not self.active:
+                return
+            x = args[0].reshape(-1, args[0].shape[-1]).float()
+            logits = x @ mod.weight.float().T
+            if hasattr(mod, "e_score_correction_bias"):
+                choice = logits.sigmoid() + mod.e_score_correction_bias
+                per_group = choice.view(len(x), groups, -1).topk(2, dim=-1).values.sum(-1)
+                unit = 4
+            else:
+                # A softmax keeps the order of the logits: gaps are measured on them.
+                choice = logits
+                per_group = choice.view(len(x), groups, -1).max(-1).values
+                unit = 1
+            g = torch.sort(per_group, dim=-1, descending=True).values
+            gap = float((g[:, kept - 1] - g[:, kept]).min()) if kept < groups else float("inf")
+            mask = torch.zeros_like(per_group).scatter_(1, torch.topk(per_group, kept, dim=-1).indices, 1)
+            masked = choice.masked_fill(~mask.bool().repeat_interleave(choice.shape[1] // groups, dim=1), -1e9)
+            e = torch.sort(masked, dim=-1, descending=True).values
+            gap = min(gap, float((e[:, k - 1] - e[:, k]).min())) * unit
             self.minimum = gap if self.minimum is None else min(self.minimum, gap)
         return record
 

@@ -18,7 +18,8 @@ tokenizer.json and tokenizer_config.json of each under Tests/Fixtures/sentencepi
   vocabulary `<think>` (not special, normalized) and `<|reserved_0|>` (special);
 - llama2-metaspace/: the same model loaded from its tokenizer.model by transformers 5's
   LlamaTokenizer (the current, non-legacy layout): no normalizer, Metaspace(prepend_scheme first,
-  split false), the same decoder and template, the same added tokens;
+  split false), the same decoder, template and added tokens, and (as transformers 5 writes it)
+  a null unk_token in the BPE model;
 - gemma/: SentencePiece BPE with Gemma's settings (pad 0, eos 1, bos 2, unk 3, no dummy prefix,
   byte_fallback) through GemmaConverter: normalizer Replace(" ", "▁"), pre-tokenizer
   Split(" ", MergedWithPrevious), decoder Sequence[Replace, ByteFallback, Fuse], a `<bos>`
@@ -37,7 +38,8 @@ tokenizer.json and tokenizer_config.json of each under Tests/Fixtures/sentencepi
   TokenizersBackend (SpmConverter.build_tokenizer_from_spm_proto): Unigram with byte_fallback,
   normalizer Sequence[Precompiled, Replace(/\\A +| +\\z/, ""), Replace(/ {2,}/, " "),
   Replace(" ", "▁"), Replace(/\\A▁/, "▁▁")], Metaspace(always, split false), decoder
-  Sequence[Replace, ByteFallback, Fuse, Strip]; `<ctrl>` is a control piece (special);
+  Sequence[Replace, ByteFallback, Fuse, Strip], a `$A </s>` template (add_eos_token, as T5-like
+  models have); `<ctrl>` is a control piece (special);
 - cases.json: the test strings (hand-written, then random ones over characters where the rules
   meet), and per flavor the ids of `encode(s, add_special_tokens=False/True)`, the decode of the
   latter (skip_special_tokens False and True) and random id lists with their decode (invalid
@@ -67,7 +69,6 @@ from transformers.tokenization_utils_base import generate_merges
 from transformers.tokenization_utils_tokenizers import TokenizersBackend
 
 OUT = "Tests/Fixtures/sentencepiece"
-KEEP = ("tokenizer.json", "tokenizer_config.json")
 
 CORPUS = [
     "Folio maps embedding tables from disk and reads one row per token without loading the file.",
@@ -367,8 +368,15 @@ def save(tokenizer, workdir, flavor):
     tokenizer.save_pretrained(scratch)
     target = os.path.join(OUT, flavor)
     os.makedirs(target, exist_ok=True)
-    for name in KEEP:
-        shutil.copyfile(os.path.join(scratch, name), os.path.join(target, name))
+    shutil.copyfile(os.path.join(scratch, "tokenizer.json"), os.path.join(target, "tokenizer.json"))
+    with open(os.path.join(scratch, "tokenizer_config.json"), encoding="utf-8") as f:
+        config = json.load(f)
+    # Paths of the scratch folder and flags of a local load say nothing about the tokenizer.
+    config = {k: v for k, v in config.items()
+              if k not in ("is_local", "local_files_only", "vocab_file") and workdir not in str(v)}
+    with open(os.path.join(target, "tokenizer_config.json"), "w", encoding="utf-8") as f:
+        json.dump(config, f, ensure_ascii=False, indent=2, sort_keys=True)
+        f.write("\n")
     return os.path.join(target, "tokenizer.json")
 
 
@@ -380,7 +388,7 @@ def add_extra_tokens(tokenizer, plain, special):
 def llama2(model, workdir):
     stand_in = SlowStandIn(model, legacy=True, add_prefix_space=True)
     backend = Llama2Converter(stand_in).converted()
-    tok = LlamaTokenizerFast(tokenizer_object=backend, vocab_file=model, legacy=True, add_bos_token=True,
+    tok = LlamaTokenizerFast(tokenizer_object=backend, legacy=True, add_bos_token=True,
                              add_eos_token=False, unk_token="<unk>", bos_token="<s>", eos_token="</s>")
     add_extra_tokens(tok, ["<think>"], ["<|reserved_0|>"])
     return save(tok, workdir, "llama2")
@@ -396,7 +404,7 @@ def llama2_metaspace(model, workdir):
 def gemma(model, workdir):
     stand_in = SlowStandIn(model, pad_token="<pad>", eos_token="<eos>", bos_token="<bos>", add_prefix_space=False)
     backend = GemmaFixedConverter(stand_in).converted()
-    tok = GemmaTokenizerFast(tokenizer_object=backend, vocab_file=model, add_bos_token=True, add_eos_token=False)
+    tok = GemmaTokenizerFast(tokenizer_object=backend, add_bos_token=True, add_eos_token=False)
     add_extra_tokens(tok, ["<think>"], ["<image_soft_token>"])
     return save(tok, workdir, "gemma")
 
@@ -404,7 +412,7 @@ def gemma(model, workdir):
 def unigram(model, workdir):
     stand_in = SlowStandIn(model, offset=1, add_prefix_space=True)
     backend = XLMRobertaConverter(stand_in).converted()
-    tok = XLMRobertaTokenizerFast(tokenizer_object=backend, vocab_file=model)
+    tok = XLMRobertaTokenizerFast(tokenizer_object=backend)
     add_extra_tokens(tok, ["<url>"], ["<lang_xx>"])
     return save(tok, workdir, "unigram")
 
@@ -419,7 +427,7 @@ def unigram_v5(model, workdir):
 
 
 def unigram_bytefallback(model, workdir):
-    tok = TokenizersBackend.from_pretrained(os.path.dirname(model))
+    tok = TokenizersBackend.from_pretrained(os.path.dirname(model), add_bos_token=False, add_eos_token=True)
     return save(tok, workdir, "unigram-bytefallback")
 
 
@@ -460,7 +468,7 @@ def main():
             entry["decode"].append(None if decoded == s else decoded)
             entry["decode_skip_special"].append(None if skipped == decoded else skipped)
         n = tok.get_vocab_size(with_added_tokens=True)
-        byte_ids = [i for t, i in tok.get_vocab().items() if len(t) == 6 and t.startswith("<0x")]
+        byte_ids = sorted(i for t, i in tok.get_vocab().items() if len(t) == 6 and t.startswith("<0x"))
         for k in range(40):
             if k % 2 and byte_ids:  # byte tokens among ordinary ones: runs of valid and invalid UTF-8
                 ids = [rng.choice(byte_ids) if rng.random() < 0.6 else rng.randrange(n) for _ in range(rng.randint(1, 10))]

@@ -11,9 +11,8 @@ import Folio
 /// - Layers: two rounds of RMSNorm → MLA attention → residual, RMSNorm → dense SwiGLU MLP →
 ///   residual; the output of the first round's second norm also feeds the MoE, whose
 ///   output joins after the second round (the shortcut-connected MoE).
-/// - MLA: q through a low-rank pair (q_a_proj, q_a_layernorm, q_b_proj) or q_proj; keys and
-///   values from a compressed latent (kv_a_proj_with_mqa, kv_a_layernorm, kv_b_proj) plus a
-///   shared rotary key; interleaved RoPE (YaRN) on the rotary part.
+/// - MLA (`LatentAttention`, with LongCat's optional LoRA scale factors); interleaved RoPE
+///   (YaRN) on the rotary part.
 /// - MoE: softmax router; experts picked by score + e_score_correction_bias, weighted by
 ///   the uncorrected score × routed_scaling_factor; experts past the routed ones are zero
 ///   (identity) experts that return their input.
@@ -26,15 +25,10 @@ final class LongcatNgramModel: CausalLM, @unchecked Sendable {
     // @unchecked: immutable after init.
     enum Semantics: String, Sendable { case checkpoint, mlxLM = "mlx-lm" }
 
-    struct MLA {
-        let qA: Matrix?, qABias: Weight?, qANorm: Weight?, qB: Matrix
-        let kvA: Matrix, kvABias: Weight?, kvANorm: Weight, kvB: Matrix
-        let o: Matrix, oBias: Weight?
-    }
     struct MLP { let gate, up, down: Matrix }
     struct Layer {
         let inNorm: [Weight], postNorm: [Weight]
-        let attn: [MLA]
+        let attn: [LatentAttention]
         let mlps: [MLP]
         let router: Matrix, routerBias: Weight?, correction: Weight
         let experts: [MLP]
@@ -109,6 +103,7 @@ final class LongcatNgramModel: CausalLM, @unchecked Sendable {
         resetTokens = semantics == .checkpoint ? eosIDs : []
 
         let (heads, nope, ropeD, vD, rank, qRank) = (heads, nopeDim, ropeDim, vDim, kvLoraRank, qLoraRank)
+        let (loraEps, qScale, kvScale, attnScale, rope) = (loraEps, qScale, kvScale, attnScale, rope)
         let attnBias = try c.bool("attention_bias", false), routerBias = try c.bool("router_bias", false)
         words = try w.table("model.embed_tokens.weight", rows: vocabSize, width: h)
         tables = try hasher.tables.enumerated().map { i, t in
@@ -120,20 +115,9 @@ final class LongcatNgramModel: CausalLM, @unchecked Sendable {
             for r in 0..<h { for j in 0..<(h / count) { concat[r * h + i * (h / count) + j] = p[r * (h / count) + j] } }
         }
         postProj = Matrix(copying: concat, rows: h, cols: h)
-        func mla(_ p: String) throws -> MLA {
-            let qk = nope + ropeD
-            let qA = try qRank.map { try w.matrix(p + "q_a_proj.weight", shape: [$0, h]) }
-            return MLA(
-                qA: qA,
-                qABias: try qRank.flatMap { attnBias ? try w.weight(p + "q_a_proj.bias", shape: [$0]) : nil },
-                qANorm: try qRank.map { try w.weight(p + "q_a_layernorm.weight", shape: [$0]) },
-                qB: try qRank.map { try w.matrix(p + "q_b_proj.weight", shape: [heads * qk, $0]) } ?? w.matrix(p + "q_proj.weight", shape: [heads * qk, h]),
-                kvA: try w.matrix(p + "kv_a_proj_with_mqa.weight", shape: [rank + ropeD, h]),
-                kvABias: attnBias ? try w.weight(p + "kv_a_proj_with_mqa.bias", shape: [rank + ropeD]) : nil,
-                kvANorm: try w.weight(p + "kv_a_layernorm.weight", shape: [rank]),
-                kvB: try w.matrix(p + "kv_b_proj.weight", shape: [heads * (nope + vD), rank]),
-                o: try w.matrix(p + "o_proj.weight", shape: [h, heads * vD]),
-                oBias: attnBias ? try w.weight(p + "o_proj.bias", shape: [h]) : nil)
+        func mla(_ p: String) throws -> LatentAttention {
+            try LatentAttention.load(w, p, hidden: h, heads: heads, qRank: qRank, kvRank: rank, nope: nope, ropeDims: ropeD, vDim: vD,
+                                     bias: attnBias, loraEps: loraEps, qScale: qScale, kvScale: kvScale, scale: attnScale, rope: rope)
         }
         func mlp(_ p: String, _ f: Int) throws -> MLP {
             MLP(gate: try w.matrix(p + "gate_proj.weight", shape: [f, h]), up: try w.matrix(p + "up_proj.weight", shape: [f, h]),
@@ -232,7 +216,7 @@ final class LongcatNgramModel: CausalLM, @unchecked Sendable {
         for (l, L) in layers.enumerated() {
             for r in 0..<2 {
                 Math.rmsNorm(x, rows: n, width: h, weight: L.inNorm[r].values, eps: eps, into: &xn)
-                attention(L.attn[r], xn, count: n, past: past, slot: state.cache.slots[2 * l + r], into: &o)
+                L.attn[r].apply(xn, count: n, past: past, slot: state.cache.slots[2 * l + r], into: &o)
                 Math.add(&x, o, count: n * h)
                 Math.rmsNorm(x, rows: n, width: h, weight: L.postNorm[r].values, eps: eps, into: &xn)
                 if r == 0 { moe(L, xn, count: n, into: &shortcut) }
@@ -243,51 +227,6 @@ final class LongcatNgramModel: CausalLM, @unchecked Sendable {
         }
         state.cache.advance(n)
         return logits(hidden: x, count: n, width: h, allLogits: allLogits, norm: norm, eps: eps, head: head)
-    }
-
-    /// Multi-head latent attention of `n` new positions; keys and values are expanded per
-    /// head into the cache.
-    func attention(_ a: MLA, _ x: [Float], count n: Int, past: Int, slot: KVCache.Slot, into out: inout [Float]) {
-        let h = hidden, qk = nopeDim + ropeDim, rank = kvLoraRank
-        var q = [Float](repeating: 0, count: n * heads * qk)
-        if let qA = a.qA, let qANorm = a.qANorm, let qRank = qLoraRank {
-            var t = [Float](repeating: 0, count: n * qRank)
-            Math.linear(x, rows: n, inFeatures: h, matrix: qA, bias: a.qABias?.values, into: &t)
-            Math.rmsNorm(t, rows: n, width: qRank, weight: qANorm.values, eps: loraEps, into: &t)
-            Math.linear(t, rows: n, inFeatures: qRank, matrix: a.qB, bias: nil, into: &q)
-        } else {
-            Math.linear(x, rows: n, inFeatures: h, matrix: a.qB, bias: nil, into: &q)
-        }
-        if let s = qScale { for i in 0..<q.count { q[i] *= s } }
-        var ckv = [Float](repeating: 0, count: n * (rank + ropeDim))
-        Math.linear(x, rows: n, inFeatures: h, matrix: a.kvA, bias: a.kvABias?.values, into: &ckv)
-        var latent = [Float](repeating: 0, count: n * rank)
-        ckv.withUnsafeBufferPointer { c in
-            for t in 0..<n {
-                latent.withUnsafeMutableBufferPointer { l in
-                    Math.rmsNorm(c.baseAddress! + t * (rank + ropeDim), rows: 1, width: rank, weight: a.kvANorm.values, eps: loraEps,
-                                 into: l.baseAddress! + t * rank)
-                }
-            }
-        }
-        if let s = kvScale { for i in 0..<latent.count { latent[i] *= s } }
-        rope.apply(&q, positions: past, count: n, rowStride: heads * qk, heads: heads, headStride: qk, offset: nopeDim)
-        rope.apply(&ckv, positions: past, count: n, rowStride: rank + ropeDim, heads: 1, headStride: rank + ropeDim, offset: rank)
-        var kv = [Float](repeating: 0, count: n * heads * (nopeDim + vDim))
-        Math.linear(latent, rows: n, inFeatures: rank, matrix: a.kvB, bias: nil, into: &kv)
-        var keys = [Float](repeating: 0, count: n * heads * qk), values = [Float](repeating: 0, count: n * heads * vDim)
-        for t in 0..<n {
-            for hd in 0..<heads {
-                let src = (t * heads + hd) * (nopeDim + vDim)
-                for j in 0..<nopeDim { keys[(t * heads + hd) * qk + j] = kv[src + j] }
-                for j in 0..<ropeDim { keys[(t * heads + hd) * qk + nopeDim + j] = ckv[t * (rank + ropeDim) + rank + j] }
-                for j in 0..<vDim { values[(t * heads + hd) * vDim + j] = kv[src + nopeDim + j] }
-            }
-        }
-        slot.append(keys: keys, values: values, count: n, at: past)
-        var ctx = [Float](repeating: 0, count: n * heads * vDim)
-        Attention.causal(q: q, count: n, past: past, slot: slot, heads: heads, kvHeads: heads, qkDim: qk, vDim: vDim, scale: attnScale, into: &ctx)
-        Math.linear(ctx, rows: n, inFeatures: heads * vDim, matrix: a.o, bias: a.oBias?.values, into: &out)
     }
 
     func mlp(_ m: MLP, _ x: UnsafePointer<Float>, count n: Int, into out: UnsafeMutablePointer<Float>) {

@@ -171,15 +171,17 @@ struct LlamaLayout {
 extension DecoderModel {
     /// A decoder with Llama's tensor names: each layer's RoPE (nil: none) and window from the
     /// closures, its position-wise block from `mlp` (given the layer and its prefix
-    /// `model.layers.L.`).
+    /// `model.layers.L.`), its attention from `attention` when given (else `SelfAttention`
+    /// under `self_attn.`, as the layout says).
     static func llamaLayout(_ c: ModelConfig, _ w: WeightStore, dims d: DecoderDims, layout: LlamaLayout, eps: Float,
                             rope: (Int) -> RoPE?, windows: [Int?],
+                            attention custom: ((Int, String) throws -> any TokenMixer)? = nil,
                             mlp: (Int, String) throws -> any FeedForward) throws -> DecoderModel {
         let h = d.hidden, plus = layout.plusOneNorms
         func norm(_ name: String) throws -> Norm { try Norm.rms(w, name, width: h, eps: eps, plusOne: plus) }
         let layers = try (0..<d.layers).map { i -> DecoderLayer in
             let p = "model.layers.\(i)."
-            let attention = try SelfAttention.load(
+            let attention: any TokenMixer = try custom?(i, p) ?? SelfAttention.load(
                 w, p + "self_attn.", hidden: h, heads: d.heads, kvHeads: d.kvHeads, headDim: d.headDim, bias: layout.qkvBias,
                 outBias: layout.outBias, rope: rope(i), window: windows[i], scale: layout.scale, softcap: layout.softcap,
                 qkNorm: layout.qkNorm.map { (eps, $0.perHead, $0.plusOne) }, fused: layout.fusedQKV ? "qkv_proj" : nil)

@@ -3,12 +3,17 @@ import Foundation
 /// A routed mixture of gated experts, with the routers of the families in use:
 /// - softmax scores, the top k kept, optionally renormalised over the k (Mixtral always,
 ///   Qwen3-MoE with `norm_topk_prob`);
+/// - softmax scores within the groups of best single score (DeepSeek-V2's
+///   group_limited_greedy), times `routed_scaling_factor`;
 /// - sigmoid scores with a correction bias used for choosing only, group-limited choice
 ///   (groups ranked by the sum of their two best corrected scores, `topk_group` of them
 ///   kept), renormalised, times `routed_scaling_factor` (DeepSeek-V3's `noaux_tc`).
 /// Shared experts, when present, see every token.
 struct MixtureOfExperts: FeedForward {
     enum Scoring: Sendable { case softmax, sigmoid }
+    /// How a group of experts is ranked: by the sum of its two best choice scores (DeepSeek-V3),
+    /// by its best one (DeepSeek-V2's group_limited_greedy); `.none`: no groups.
+    enum GroupScore: Sendable { case none, sumOfTopTwo, best }
     let router: Linear
     let experts: [GatedMLP]
     let topK: Int
@@ -20,6 +25,7 @@ struct MixtureOfExperts: FeedForward {
     /// Group-limited routing: experts in `groups` equal groups, the best `keptGroups` kept.
     let groups: Int
     let keptGroups: Int
+    var grouping = GroupScore.sumOfTopTwo
     let shared: GatedMLP?
     let width: Int
 
@@ -41,7 +47,7 @@ struct MixtureOfExperts: FeedForward {
                 let size = e / groups
                 let groupScore = (0..<groups).map { g -> Float in
                     let top = choice[(g * size)..<((g + 1) * size)].sorted(by: >)
-                    return top[0] + (top.count > 1 ? top[1] : 0)
+                    return grouping == .best ? top[0] : top[0] + (top.count > 1 ? top[1] : 0)
                 }
                 let kept = Set((0..<groups).sorted { groupScore[$0] > groupScore[$1] || (groupScore[$0] == groupScore[$1] && $0 < $1) }.prefix(keptGroups))
                 for i in 0..<e where !kept.contains(i / size) { choice[i] = -.infinity }
