@@ -6,6 +6,7 @@ let package = Package(
     products: [
         .library(name: "Folio", targets: ["Folio"]),
         .library(name: "FolioConvert", targets: ["FolioConvert"]),
+        .library(name: "FolioTokenizers", targets: ["FolioTokenizers"]),
         .library(name: "FolioInference", targets: ["FolioInference"]),
         .executable(name: "folio", targets: ["folio"]),
     ],
@@ -36,18 +37,19 @@ let package = Package(
             dependencies: ["CXXHash", "CLZ4", "CZstd", "CFolioKernels"]
         ),
         .target(name: "FolioConvert", dependencies: ["Folio", .product(name: "ZIPFoundation", package: "ZIPFoundation")]),
-        .target(name: "FolioInference", dependencies: ["Folio", "CFolioMath", "CFolioKernels"]),
+        .target(name: "FolioTokenizers", dependencies: ["Folio"]),
+        .target(name: "FolioInference", dependencies: ["Folio", "FolioTokenizers", "CFolioMath", "CFolioKernels"]),
         .executableTarget(
             name: "folio",
             dependencies: [
-                "Folio", "FolioConvert", "FolioInference",
+                "Folio", "FolioConvert", "FolioTokenizers", "FolioInference",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Tools/folio"
         ),
         .testTarget(name: "FolioTests", dependencies: ["Folio", "CFolioKernels"]),
         .testTarget(name: "FolioConvertTests", dependencies: ["Folio", "FolioConvert"]),
-        .testTarget(name: "FolioInferenceTests", dependencies: ["Folio", "FolioConvert", "FolioInference", "CFolioMath", "CFolioKernels"]),
+        .testTarget(name: "FolioInferenceTests", dependencies: ["Folio", "FolioConvert", "FolioTokenizers", "FolioInference", "CFolioMath", "CFolioKernels"]),
         .testTarget(name: "FolioCLITests", dependencies: ["Folio", "FolioConvert", "folio"]),
     ]
 )

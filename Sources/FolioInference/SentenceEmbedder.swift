@@ -1,5 +1,6 @@
 import Foundation
 import Folio
+import FolioTokenizers
 
 /// Sentence embeddings as sentence-transformers computes them, from a .folio file (or a
 /// sharded model's index) made from a sentence-transformers model folder: the Transformer

@@ -1,4 +1,5 @@
 import Folio
+import FolioTokenizers
 
 /// Settings of one generation.
 public struct GenerationOptions: Sendable {
@@ -47,7 +48,7 @@ public final class TextGenerator: @unchecked Sendable {
     public let modelType: String
     public let vocabSize: Int
     public let eosIDs: Set<Int32>
-    public let tokenizer: BPETokenizer?
+    public let tokenizer: (any TextTokenizer)?
     let model: any CausalLM
     let source: ModelSource
 
@@ -99,7 +100,7 @@ public final class TextGenerator: @unchecked Sendable {
         }
         vocabSize = model.vocabSize
         if let t = file.fileBytes(named: "tokenizer.json") {
-            tokenizer = try BPETokenizer(json: t, file: path + ":tokenizer.json")
+            tokenizer = try Tokenizers.load(json: t, file: path + ":tokenizer.json")
         } else {
             tokenizer = nil
         }
@@ -169,7 +170,8 @@ public final class TextGenerator: @unchecked Sendable {
             sampler.observe(CollectionOfOne(next))
             if eosIDs.contains(next) { result.finishReason = "eos"; break }
             if let tokenizer, onText != nil || !stops.isEmpty {
-                text = tokenizer.decodeBytes(result.tokens, skipSpecialTokens: false)
+                let settled = result.tokens.count - tokenizer.unsettledTokens(result.tokens)
+                text = tokenizer.decodeBytes(Array(result.tokens[..<settled]), skipSpecialTokens: false)
                 if let cut = Self.firstStop(stops, in: text, from: max(0, shown - (stops.map(\.count).max() ?? 0))) {
                     end = cut
                     result.finishReason = "stop"

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import Folio
+@testable import FolioTokenizers
 @testable import FolioInference
 
 /// Reference cases from Tools/reference/make_bpe_fixtures.py, read with Folio's strict parser
@@ -252,7 +253,7 @@ func sameText(_ a: String, _ b: String) -> Bool { Array(a.utf8) == Array(b.utf8)
     }
 }
 
-/// Hostile tokenizer.json files: each is refused with an `InferenceError` of one line naming
+/// Hostile tokenizer.json files: each is refused with an `TokenizerError` of one line naming
 /// the file (and the field, where one is at fault), never a trap.
 @Suite struct BPETokenizerHostileTests {
     /// A small valid byte-level BPE tokenizer.json, with `patch` applied to its top-level
@@ -350,7 +351,7 @@ func sameText(_ a: String, _ b: String) -> Bool { Array(a.utf8) == Array(b.utf8)
     @Test(arguments: refused.indices)
     func hostileFileIsRefused(index: Int) {
         let (name, bytes, phrase) = Self.refused[index]
-        let e = #expect(throws: InferenceError.self, "\(name)") { try BPETokenizer(json: bytes, file: "bad.json") }
+        let e = #expect(throws: TokenizerError.self, "\(name)") { try BPETokenizer(json: bytes, file: "bad.json") }
         let text = e?.description ?? ""
         #expect(text.hasPrefix("bad.json: ") && !text.contains("\n") && text.contains(phrase), "\(name): \(text)")
     }
@@ -358,14 +359,14 @@ func sameText(_ a: String, _ b: String) -> Bool { Array(a.utf8) == Array(b.utf8)
     @Test func truncatedFilesAreRefused() throws {
         let full = try bpeTokenizerJSON("llama3")
         for cut in [1, 100, full.count / 2, full.count - 2] {
-            let e = #expect(throws: InferenceError.self) { try BPETokenizer(json: Array(full.prefix(cut)), file: "cut.json") }
+            let e = #expect(throws: TokenizerError.self) { try BPETokenizer(json: Array(full.prefix(cut)), file: "cut.json") }
             #expect(e?.description.contains("not valid JSON") == true)
         }
     }
 
     /// The unknown-pattern error names the pattern on one line.
     @Test func unknownPatternIsNamed() {
-        let e = #expect(throws: InferenceError.self) {
+        let e = #expect(throws: TokenizerError.self) {
             try BPETokenizer(json: Self.json(["pre_tokenizer": #"{"type": "Sequence", "pretokenizers": [{"type": "Split", "pattern": {"Regex": "\\p{L}+"}, "behavior": "Isolated", "invert": false}]}"#]), file: "t.json")
         }
         #expect(e?.description == #"t.json: pre_tokenizer.pretokenizers[0] Split regex '\p{L}+' is not one of the GPT-2, Llama 3 or Qwen2 patterns this tokenizer implements"#)

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import Folio
+@testable import FolioTokenizers
 @testable import FolioInference
 
 func inferenceFixture(_ rel: String) -> String {
@@ -33,7 +34,7 @@ func loadJSON(_ rel: String) throws -> Any {
     }
 
     @Test func nonWordPieceTokenizersAreRefused() {
-        let e = #expect(throws: InferenceError.self) {
+        let e = #expect(throws: TokenizerError.self) {
             try WordPieceTokenizer(json: Array(#"{"model": {"type": "BPE", "vocab": {}}}"#.utf8), file: "t.json")
         }
         #expect(e?.description.contains("BPE") == true)
@@ -59,7 +60,7 @@ final class TempDir {
         #expect(map.count >= 9)
         for (name, phrase) in map.sorted(by: { $0.key < $1.key }) {
             let bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: dir + "/" + name)))
-            let e = #expect(throws: InferenceError.self, "\(name)") { try WordPieceTokenizer(json: bytes, file: name) }
+            let e = #expect(throws: TokenizerError.self, "\(name)") { try WordPieceTokenizer(json: bytes, file: name) }
             #expect(e?.description.contains(phrase) == true && e?.description.contains("\n") == false, "\(name): \(e?.description ?? "")")
         }
     }

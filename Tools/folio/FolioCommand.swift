@@ -3,6 +3,7 @@ import ArgumentParser
 import Folio
 import FolioConvert
 import FolioInference
+import FolioTokenizers
 
 /// The `folio` command: convert, inspect, verify and read LLM weight files.
 struct FolioCommand: ParsableCommand {
@@ -39,6 +40,8 @@ enum Main {
         } catch let e as SystemError {
             fail(e.description)
         } catch let e as CLIError {
+            fail(e.description)
+        } catch let e as TokenizerError {
             fail(e.description)
         } catch let e as InferenceError {
             fail(e.description)

@@ -16,6 +16,7 @@ let package = Package(
                 .product(name: "Folio", package: "Folio"),
                 .product(name: "FolioConvert", package: "Folio"),
                 .product(name: "FolioInference", package: "Folio"),
+                .product(name: "FolioTokenizers", package: "Folio"),
             ],
             path: "Sources/\(name)"
         )

@@ -1,5 +1,6 @@
 import FuzzSupport
 import FolioInference
+import FolioTokenizers
 
 /// tokenizer.json parsing, then encoding a fixed text with whatever tokenizer was accepted.
 @_cdecl("LLVMFuzzerTestOneInput")

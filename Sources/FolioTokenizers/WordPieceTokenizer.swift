@@ -5,8 +5,10 @@ import Folio
 /// tokenizer.json: added (special) tokens matched in the raw text, the BertNormalizer
 /// (clean text, spaces around CJK characters, accent stripping, lowercasing), the
 /// BertPreTokenizer (split on whitespace and punctuation), greedy longest-match WordPiece
-/// with a `##` continuation prefix, and the [CLS] ... [SEP] template.
-public struct WordPieceTokenizer: Sendable {
+/// with a `##` continuation prefix, and the post-processor's template ([CLS] ... [SEP] for
+/// BERT, <s> ... </s> for MPNet).
+public final class WordPieceTokenizer: TextTokenizer, @unchecked Sendable {
+    // @unchecked: immutable after init.
     public let vocab: [String: Int32]
     public let unkToken: String
     public let continuingPrefix: String
@@ -17,17 +19,21 @@ public struct WordPieceTokenizer: Sendable {
     public let handleChineseChars: Bool
     /// Added tokens matched before normalization, longest first.
     let addedTokens: [(content: String, id: Int32)]
-    public let clsID: Int32
-    public let sepID: Int32
+    let templates: [[TemplatePiece]]
+    let tokenByID: [Int32: String]
+    let special: Set<Int32>
+    /// The id padding uses: [PAD] or <pad> when the vocabulary has one, else 0.
     public let padID: Int32
+    public let vocabSize: Int
+    public let bosID: Int32?
 
     /// Reads a tokenizer.json whose model is WordPiece. `file` names it in errors.
     public init(json: [UInt8], file: String) throws {
-        func bad(_ f: String, _ r: String) -> InferenceError { .badConfig(file: file, field: f, reason: r) }
+        func bad(_ f: String, _ r: String) -> TokenizerError { .badConfig(file: file, field: f, reason: r) }
         let doc: JSONValue
-        do { doc = try JSONParser.parse(json) } catch { throw InferenceError.unsupported(file: file, reason: "not valid JSON: \(error)") }
+        do { doc = try JSONParser.parse(json) } catch { throw TokenizerError.unsupported(file: file, reason: "not valid JSON: \(error)") }
         guard let model = doc["model"], model["type"]?.stringValue == "WordPiece" else {
-            throw InferenceError.unsupported(file: file, reason: "tokenizer model is \(doc["model"]?["type"]?.stringValue ?? "missing"), not WordPiece")
+            throw TokenizerError.unsupported(file: file, reason: "tokenizer model is \(doc["model"]?["type"]?.stringValue ?? "missing"), not WordPiece")
         }
         guard let v = model["vocab"]?.objectValue else { throw bad("model.vocab", "missing") }
         var vocab: [String: Int32] = [:]
@@ -42,7 +48,7 @@ public struct WordPieceTokenizer: Sendable {
         let norm = doc["normalizer"]
         if let n = norm, n != .null {
             guard n["type"]?.stringValue == "BertNormalizer" else {
-                throw InferenceError.unsupported(file: file, reason: "normalizer \(n["type"]?.stringValue ?? "?") is not supported (BertNormalizer is)")
+                throw TokenizerError.unsupported(file: file, reason: "normalizer \(n["type"]?.stringValue ?? "?") is not supported (BertNormalizer is)")
             }
             lowercase = n["lowercase"]?.boolValue ?? true
             cleanText = n["clean_text"]?.boolValue ?? true
@@ -53,7 +59,7 @@ public struct WordPieceTokenizer: Sendable {
             lowercase = false; cleanText = false; handleChineseChars = false; stripAccents = false
         }
         if let p = doc["pre_tokenizer"], p != .null, p["type"]?.stringValue != "BertPreTokenizer" {
-            throw InferenceError.unsupported(file: file, reason: "pre-tokenizer \(p["type"]?.stringValue ?? "?") is not supported (BertPreTokenizer is)")
+            throw TokenizerError.unsupported(file: file, reason: "pre-tokenizer \(p["type"]?.stringValue ?? "?") is not supported (BertPreTokenizer is)")
         }
         var added: [(String, Int32)] = []
         for (i, t) in (doc["added_tokens"]?.arrayValue ?? []).enumerated() {
@@ -65,26 +71,70 @@ public struct WordPieceTokenizer: Sendable {
             added.append((c, Int32(id)))
         }
         addedTokens = added.sorted { $0.0.count > $1.0.count }
-        guard let cls = vocab["[CLS]"], let sep = vocab["[SEP]"] else { throw bad("model.vocab", "has no [CLS] or [SEP]") }
-        clsID = cls
-        sepID = sep
-        padID = vocab["[PAD]"] ?? 0
+        templates = try BPETokenizer.readPostProcessor(doc["post_processor"], field: "post_processor", file: file)
+        bosID = BPETokenizer.leadingID(templates)
+        padID = vocab["[PAD]"] ?? vocab["<pad>"] ?? 0
         guard vocab[unkToken] != nil else { throw bad("model.unk_token", "'\(unkToken)' is not in the vocabulary") }
+        var byID: [Int32: String] = [:]
+        for (k, id) in vocab { byID[id] = k }
+        var special = Set<Int32>()
+        for t in doc["added_tokens"]?.arrayValue ?? [] {
+            if let c = t["content"]?.stringValue, let id = t["id"]?.intValue, id < Int(Int32.max) {
+                byID[Int32(id)] = c
+                if t["special"]?.boolValue == true { special.insert(Int32(id)) }
+            }
+        }
+        tokenByID = byID
+        self.special = special
+        vocabSize = Int(byID.keys.max() ?? -1) + 1
     }
 
-    /// Token ids of `text` with [CLS] and [SEP], truncated to `maxLength` tokens in all.
-    public func encode(_ text: String, maxLength: Int) -> [Int32] {
-        var ids: [Int32] = [clsID]
+    /// Token ids of `text`, with the template's special tokens when asked.
+    public func encode(_ text: String, addSpecialTokens: Bool = true) -> [Int32] {
+        var ids: [Int32] = []
         for piece in splitAdded(text) {
             switch piece {
             case let .added(id): ids.append(id)
             case let .text(t): ids += wordPieces(t)
             }
         }
-        if ids.count > maxLength - 1 { ids.removeLast(ids.count - (maxLength - 1)) }
-        ids.append(sepID)
-        return ids
+        return addSpecialTokens ? withSpecialTokens(ids) : ids
     }
+
+    /// Token ids of `text` with the template's special tokens, the text truncated so that
+    /// there are at most `maxLength` ids in all (as transformers truncates).
+    public func encode(_ text: String, maxLength: Int) -> [Int32] {
+        var ids = encode(text, addSpecialTokens: false)
+        let room = max(0, maxLength - specialTokensAdded)
+        if ids.count > room { ids.removeLast(ids.count - room) }
+        return withSpecialTokens(ids)
+    }
+
+    public func withSpecialTokens(_ ids: [Int32]) -> [Int32] {
+        var out = ids
+        for t in templates { out = BPETokenizer.apply(t, to: out) }
+        return out
+    }
+
+    /// The WordPiece decoder: continuation pieces joined to the previous one, others after a
+    /// space, then transformers' clean-up of spaces before punctuation and contractions.
+    public func decode(_ ids: [Int32], skipSpecialTokens: Bool = false) -> String {
+        var out = ""
+        for id in ids {
+            guard let t = tokenByID[id], !(skipSpecialTokens && special.contains(id)) else { continue }
+            if t.hasPrefix(continuingPrefix) { out += t.dropFirst(continuingPrefix.count) } else { out += out.isEmpty ? t : " " + t }
+        }
+        for (a, b) in [(" .", "."), (" ?", "?"), (" !", "!"), (" ,", ","), (" ' ", "'"), (" n't", "n't"), (" 'm", "'m"), (" 's", "'s"), (" 've", "'ve"), (" 're", "'re")] {
+            out = out.replacingOccurrences(of: a, with: b)
+        }
+        return out
+    }
+
+    public func decodeBytes(_ ids: [Int32], skipSpecialTokens: Bool = false) -> [UInt8] {
+        Array(decode(ids, skipSpecialTokens: skipSpecialTokens).utf8)
+    }
+
+    public func id(of token: String) -> Int32? { vocab[token] }
 
     enum Piece { case added(Int32), text(Substring) }
 

@@ -13,7 +13,7 @@ import Folio
 /// Every field of the file is validated when the tokenizer is built; encoding never fails.
 ///
 /// `truncation` and `padding` in the file are ignored, as transformers does for generation.
-public final class BPETokenizer: @unchecked Sendable {
+public final class BPETokenizer: TextTokenizer, @unchecked Sendable {
     /// Model vocabulary by the UTF-8 bytes of the token (not `String`: Swift compares strings
     /// by canonical equivalence, and "é" and "e\u{301}" are distinct tokens).
     let vocab: [[UInt8]: Int32]
@@ -51,12 +51,12 @@ public final class BPETokenizer: @unchecked Sendable {
     /// - Parameters:
     ///   - json: the file's bytes.
     ///   - file: the file's name, for error messages.
-    /// - Throws: `InferenceError` naming the file and the field for invalid JSON, a model
+    /// - Throws: `TokenizerError` naming the file and the field for invalid JSON, a model
     ///   that is not BPE, components this reader does not implement, and malformed or
     ///   inconsistent fields (ids out of range, merges of unknown tokens).
     public init(json: [UInt8], file: String) throws {
-        func bad(_ field: String, _ reason: String) -> InferenceError { .badConfig(file: file, field: field, reason: reason) }
-        func unsupported(_ reason: String) -> InferenceError { .unsupported(file: file, reason: reason) }
+        func bad(_ field: String, _ reason: String) -> TokenizerError { .badConfig(file: file, field: field, reason: reason) }
+        func unsupported(_ reason: String) -> TokenizerError { .unsupported(file: file, reason: reason) }
         let doc: JSONValue
         do { doc = try JSONParser.parse(json) } catch { throw unsupported("not valid JSON: \(error)") }
         guard doc.objectValue != nil else { throw unsupported("not a tokenizer.json: the document is not a JSON object") }
@@ -169,7 +169,7 @@ public final class BPETokenizer: @unchecked Sendable {
                                               normalized: try flag("normalized", true), special: try flag("special", false)))
             }
         }
-        let added = try AddedVocabulary(addedTokens, vocab: vocab, nfc: nfc, file: file)
+        let added = try AddedVocabulary(addedTokens, vocab: vocab, normalize: { nfc ? Normalizer.nfc($0) : $0 }, file: file)
         self.added = added
 
         // Post-processor.
@@ -222,10 +222,13 @@ public final class BPETokenizer: @unchecked Sendable {
                 }
             }
         }
-        if addSpecialTokens {
-            for t in templates { ids = Self.apply(t, to: ids) }
-        }
-        return ids
+        return addSpecialTokens ? withSpecialTokens(ids) : ids
+    }
+
+    public func withSpecialTokens(_ ids: [Int32]) -> [Int32] {
+        var out = ids
+        for t in templates { out = Self.apply(t, to: out) }
+        return out
     }
 
     /// The text of `ids` as the library decodes it: each token's bytes (the byte alphabet
@@ -331,6 +334,13 @@ public final class BPETokenizer: @unchecked Sendable {
             // With no unknown token the library drops the character.
         }
         if let p = pendingUnk { c.append(p.id); len.append(p.len) }
+        return Self.merge(c, len, merges)
+    }
+
+    /// Merges adjacent symbols (ids, with their byte lengths) pair by pair, lowest rank first
+    /// (leftmost on ties), as the library's `merge_all` does.
+    static func merge(_ symbols: [Int32], _ lengths: [Int], _ merges: [UInt64: UInt64]) -> [Int32] {
+        var c = symbols, len = lengths
         let n = c.count
         guard n > 1 else { return c }
         var prev = [Int](repeating: 0, count: n)
@@ -395,7 +405,7 @@ public final class BPETokenizer: @unchecked Sendable {
 
     // MARK: Reading the components
 
-    static func bool(_ v: JSONValue?, default d: Bool, _ err: () -> InferenceError) throws -> Bool {
+    static func bool(_ v: JSONValue?, default d: Bool, _ err: () -> TokenizerError) throws -> Bool {
         guard let v, v != .null else { return d }
         guard let b = v.boolValue else { throw err() }
         return b
@@ -435,7 +445,7 @@ public final class BPETokenizer: @unchecked Sendable {
         case "NFC": return true
         case "Sequence":
             guard let list = v["normalizers"]?.arrayValue else {
-                throw InferenceError.badConfig(file: file, field: "\(field).normalizers", reason: "missing or not an array")
+                throw TokenizerError.badConfig(file: file, field: "\(field).normalizers", reason: "missing or not an array")
             }
             var any = false
             for (i, n) in list.enumerated() {
@@ -443,13 +453,13 @@ public final class BPETokenizer: @unchecked Sendable {
             }
             return any
         default:
-            throw InferenceError.unsupported(file: file, reason: "\(field) \(quoted(v["type"]?.stringValue ?? "without a type")) is not supported (NFC or none is)")
+            throw TokenizerError.unsupported(file: file, reason: "\(field) \(quoted(v["type"]?.stringValue ?? "without a type")) is not supported (NFC or none is)")
         }
     }
 
     static func readPreTokenizer(_ v: JSONValue?, field: String, file: String) throws -> [PreTokenizerStep] {
         guard let v, v != .null else { return [] }
-        func bad(_ f: String, _ r: String) -> InferenceError { .badConfig(file: file, field: "\(field).\(f)", reason: r) }
+        func bad(_ f: String, _ r: String) -> TokenizerError { .badConfig(file: file, field: "\(field).\(f)", reason: r) }
         func flag(_ name: String, _ d: Bool) throws -> Bool { try bool(v[name], default: d) { bad(name, "expected true or false") } }
         switch v["type"]?.stringValue {
         case "Sequence":
@@ -466,7 +476,7 @@ public final class BPETokenizer: @unchecked Sendable {
             if let regex = v["pattern"]?["Regex"]?.stringValue {
                 // Byte for byte (String's == is canonical equivalence).
                 guard let known = KnownPattern.allCases.first(where: { $0.source.utf8.elementsEqual(regex.utf8) }) else {
-                    throw InferenceError.unsupported(file: file, reason: "\(field) Split regex \(quoted(regex)) is not one of the GPT-2, Llama 3 or Qwen2 patterns this tokenizer implements")
+                    throw TokenizerError.unsupported(file: file, reason: "\(field) Split regex \(quoted(regex)) is not one of the GPT-2, Llama 3 or Qwen2 patterns this tokenizer implements")
                 }
                 pattern = .regex(known)
             } else if let literal = v["pattern"]?["String"]?.stringValue {
@@ -479,13 +489,13 @@ public final class BPETokenizer: @unchecked Sendable {
             }
             return [.split(pattern, behavior, invert: try flag("invert", false))]
         default:
-            throw InferenceError.unsupported(file: file, reason: "\(field) \(quoted(v["type"]?.stringValue ?? "without a type")) is not supported (ByteLevel, Split, Digits or a Sequence of them is)")
+            throw TokenizerError.unsupported(file: file, reason: "\(field) \(quoted(v["type"]?.stringValue ?? "without a type")) is not supported (ByteLevel, Split, Digits or a Sequence of them is)")
         }
     }
 
     static func readPostProcessor(_ v: JSONValue?, field: String, file: String) throws -> [[TemplatePiece]] {
         guard let v, v != .null else { return [] }
-        func bad(_ f: String, _ r: String) -> InferenceError { .badConfig(file: file, field: "\(field).\(f)", reason: r) }
+        func bad(_ f: String, _ r: String) -> TokenizerError { .badConfig(file: file, field: "\(field).\(f)", reason: r) }
         switch v["type"]?.stringValue {
         case "ByteLevel":
             return []  // offsets only
@@ -494,6 +504,15 @@ public final class BPETokenizer: @unchecked Sendable {
             var out: [[TemplatePiece]] = []
             for (i, p) in list.enumerated() { out += try readPostProcessor(p, field: "\(field).processors[\(i)]", file: file) }
             return out
+        case "RobertaProcessing", "BertProcessing":
+            // cls $A sep, each given as [token, id].
+            func pair(_ key: String) throws -> TemplatePiece {
+                guard let p = v[key]?.arrayValue, p.count == 2, let name = p[0].stringValue, let id = p[1].intValue, id >= 0, id < Int(Int32.max) else {
+                    throw bad(key, "expected [token, id]")
+                }
+                return .special(name, [Int32(id)])
+            }
+            return [[try pair("cls"), .sequence, try pair("sep")]]
         case "TemplateProcessing":
             guard let single = v["single"]?.arrayValue else { throw bad("single", "missing or not an array") }
             var pieces: [TemplatePiece] = []
@@ -519,13 +538,13 @@ public final class BPETokenizer: @unchecked Sendable {
             }
             return [pieces]
         default:
-            throw InferenceError.unsupported(file: file, reason: "\(field) \(quoted(v["type"]?.stringValue ?? "without a type")) is not supported (ByteLevel, TemplateProcessing or a Sequence of them is)")
+            throw TokenizerError.unsupported(file: file, reason: "\(field) \(quoted(v["type"]?.stringValue ?? "without a type")) is not supported (ByteLevel, TemplateProcessing, RobertaProcessing, BertProcessing or a Sequence of them is)")
         }
     }
 
     static func checkDecoder(_ v: JSONValue?, field: String, file: String) throws {
         guard let v, v != .null else {
-            throw InferenceError.unsupported(file: file, reason: "\(field) is missing; byte-level BPE needs the ByteLevel decoder")
+            throw TokenizerError.unsupported(file: file, reason: "\(field) is missing; byte-level BPE needs the ByteLevel decoder")
         }
         switch v["type"]?.stringValue {
         case "ByteLevel": return
@@ -537,7 +556,7 @@ public final class BPETokenizer: @unchecked Sendable {
             }
             fallthrough
         default:
-            throw InferenceError.unsupported(file: file, reason: "\(field) \(quoted(v["type"]?.stringValue ?? "without a type")) is not supported (ByteLevel is)")
+            throw TokenizerError.unsupported(file: file, reason: "\(field) \(quoted(v["type"]?.stringValue ?? "without a type")) is not supported (ByteLevel is)")
         }
     }
 }
@@ -888,7 +907,9 @@ struct AddedVocabulary: Sendable {
     let hasRaw: Bool
     let hasNormalized: Bool
 
-    init(_ tokens: [AddedToken], vocab: [[UInt8]: Int32], nfc: Bool, file: String) throws {
+    /// `normalize` maps a normalized token's content to the pattern it is found by (the
+    /// normalizer's output for it, as the library's normalized cache holds).
+    init(_ tokens: [AddedToken], vocab: [[UInt8]: Int32], normalize: ([UInt8]) -> [UInt8], file: String) throws {
         var specialList: [AddedToken] = []
         var specialSet = Set<[UInt8]>()
         for t in tokens where t.special && !t.content.isEmpty && !specialSet.contains(t.content) {
@@ -912,7 +933,7 @@ struct AddedVocabulary: Sendable {
                 id = vocabCount
             }
             guard id < Int(Int32.max) else {
-                throw InferenceError.badConfig(file: file, field: "added_tokens[\(i)]", reason: "its id would be \(id), beyond \(Int32.max - 1)")
+                throw TokenizerError.badConfig(file: file, field: "added_tokens[\(i)]", reason: "its id would be \(id), beyond \(Int32.max - 1)")
             }
             maxAdded = max(maxAdded ?? id, id)
             if let old = tokenByID[Int32(id)] { seen.remove(old) }
@@ -934,7 +955,7 @@ struct AddedVocabulary: Sendable {
         for t in specialList + classic {
             guard let id = idByContent[t.content] else { continue }
             if t.normalized {
-                let pattern = nfc ? Normalizer.nfc(t.content) : t.content
+                let pattern = normalize(t.content)
                 guard let first = pattern.first else { continue }
                 normalized[Int(first)].append((pattern, id))
                 hasNormalized = true
