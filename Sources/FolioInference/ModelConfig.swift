@@ -181,6 +181,7 @@ extension ModelConfig {
         "is_decoder", "is_encoder_decoder", "add_cross_attention", "tie_encoder_decoder", "pruned_heads", "tf_legacy_loss",
         "use_bfloat16", "cache_implementation", "classifier_dropout", "mlp_dropout", "embedding_dropout", "_attn_implementation",
         "_sliding_window_pattern", "sliding_window_pattern", "attn_implementation", "gradient_checkpointing", "mtp_loss_scaling_factor",
+        "dropout", "qa_dropout", "seq_classif_dropout", "classifier_dropout", "output_past",
     ]
 
     /// Refuses the first key no one read (see `unreadKeys`), naming it.

@@ -84,6 +84,13 @@ public final class WordPieceTokenizer: TextTokenizer, @unchecked Sendable {
                 if t["special"]?.boolValue == true { special.insert(Int32(id)) }
             }
         }
+        for t in templates {
+            for case let .special(name, ids) in t {
+                for id in ids where byID[id] == nil {
+                    throw bad("post_processor", "special token '\(name)' has id \(id), which is not in the vocabulary")
+                }
+            }
+        }
         tokenByID = byID
         self.special = special
         vocabSize = Int(byID.keys.max() ?? -1) + 1

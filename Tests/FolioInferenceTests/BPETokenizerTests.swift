@@ -343,7 +343,8 @@ func sameText(_ a: String, _ b: String) -> Bool { Array(a.utf8) == Array(b.utf8)
         ("template of an undeclared token", json(["post_processor": #"{"type": "TemplateProcessing", "single": [{"SpecialToken": {"id": "<x>", "type_id": 0}}], "special_tokens": {}}"#]), "'<x>'"),
         ("template id too large", json(["post_processor": #"{"type": "TemplateProcessing", "single": [{"SpecialToken": {"id": "<s>", "type_id": 0}}], "special_tokens": {"<s>": {"ids": [4294967296]}}}"#]), "4294967296"),
         ("template of sequence B", json(["post_processor": #"{"type": "TemplateProcessing", "single": [{"Sequence": {"id": "B", "type_id": 0}}], "special_tokens": {}}"#]), "Sequence.id"),
-        ("Roberta post-processor", json(["post_processor": #"{"type": "RobertaProcessing"}"#]), "'RobertaProcessing'"),
+        ("Roberta post-processor without its tokens", json(["post_processor": #"{"type": "RobertaProcessing"}"#]), "post_processor.cls"),
+        ("unknown post-processor", json(["post_processor": #"{"type": "ByteLevelProcessing"}"#]), "'ByteLevelProcessing'"),
         ("no decoder", json(["decoder": "null"]), "decoder"),
         ("WordPiece decoder", json(["decoder": #"{"type": "WordPiece"}"#]), "'WordPiece'"),
     ]

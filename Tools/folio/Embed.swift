@@ -5,7 +5,7 @@ import FolioInference
 
 struct Embed: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Sentence embeddings from an encoder model (BERT family, e.g. all-MiniLM-L6-v2).",
+        abstract: "Sentence embeddings from an encoder model (bert, roberta, xlm-roberta, distilbert, mpnet, modernbert; e.g. all-MiniLM-L6-v2).",
         discussion: "MODEL is a .folio file (or the index of its shards) converted from a sentence-transformers model folder; pooling, normalization and max_seq_length come from the files it carries.")
 
     @Argument(help: "The .folio model, or a sharded model's NAME.folio.index.json.") var model: String

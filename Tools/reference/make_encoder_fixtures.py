@@ -51,17 +51,25 @@ and numpy (versions are recorded in each reference.json); no network. Everything
   first four booleans only). The script reloads each folder and checks that the rewritten config
   selects the same pooling and gives the same embeddings.
 
-Each folder holds the model files above and:
-  reference.json          sentences, max_seq_length, pooling, normalize, per-sentence token ids as
-                          SentenceTransformer.preprocess (formerly tokenize) gives them (truncated to max_seq_length), checks
-                          and versions
+Each folder holds
+  config.json, model.safetensors           transformers' save_pretrained
+  tokenizer.json, tokenizer_config.json    the tokenizer's save_pretrained (as re-saved by
+                                           sentence-transformers, with model_max_length)
+  modules.json, sentence_bert_config.json, config_sentence_transformers.json,
+  1_Pooling/config.json, 2_Normalize/config.json (not distilbert)   sentence-transformers' save
+  reference.json          sentences, max_seq_length (roberta 48, xlm-roberta 44, distilbert 36,
+                          mpnet 40, modernbert 56), pooling, normalize, the token ids of each
+                          sentence as SentenceTransformer.preprocess (formerly tokenize) gives them,
+                          checks and versions; mpnet's also lists transformers' relative-position
+                          bucket for every key-minus-query offset in [-129, 129]
   embeddings.npy          float32 [sentences, dim]: model.encode(SENTENCES) in one padded batch
   token_embeddings_0.npy  float32 [tokens, hidden]: the Transformer module's last hidden state for
                           sentence 0 (before pooling), for debugging
 The script checks that encoding one sentence at a time matches the batch within 1e-6 (relative to
-the largest component when that exceeds 1), that only the last sentence is truncated, that the
+the largest component where that exceeds 1), that only the last sentence is truncated, that
 tokenizer.json alone (tokenizers.Tokenizer.from_file, truncation at max_seq_length) gives the same
-ids as sentence-transformers, and, for ModernBERT, that the local window changes the embeddings.
+ids as sentence-transformers, and, for ModernBERT, that the local window changes the output. Two
+runs write identical files.
 """
 import argparse
 import io
@@ -467,6 +475,15 @@ def make(name, index, out):
             b = wide(input_ids=f["input_ids"], attention_mask=f["attention_mask"]).last_hidden_state[0]
         checks["local_window_effect_max_abs"] = float((a - b).abs().max())
         assert checks["local_window_effect_max_abs"] > 1e-2, f"{name}: the local window has no effect"
+
+    if name == "mpnet":
+        # transformers' bucket of every key-minus-query offset up to the table's reach, for the
+        # Swift bucket function (float32 and float64 logs agree on every entry, boundaries included).
+        from transformers.models.mpnet.modeling_mpnet import MPNetEncoder
+        reach = 129
+        buckets = MPNetEncoder.relative_position_bucket(torch.arange(-reach, reach + 1))
+        checks["relative_position_buckets"] = dict(key_minus_query_from=-reach, key_minus_query_to=reach,
+                                                   buckets=[int(b) for b in buckets])
 
     ref = dict(
         generator="Tools/reference/make_encoder_fixtures.py", family=name, seed=seed,

@@ -19,8 +19,8 @@ struct Architecture: Sendable {
     var ignores: @Sendable (String) -> Bool = { $0.hasSuffix("rotary_emb.inv_freq") }
 }
 
-/// The architectures `folio run` knows, by config.json's `model_type`. Adding one is one
-/// file in Models/ and one line here.
+/// The architectures `folio run` and `folio embed` know, by config.json's `model_type`.
+/// Adding one is one file in Models/ and one line here.
 enum Registry {
     static let decoders: [Architecture] = [
         Llama.architecture,
@@ -42,4 +42,17 @@ enum Registry {
     static func decoder(_ modelType: String) -> Architecture? { decoders.first { $0.modelType == modelType } }
 
     static var decoderNames: [String] { decoders.map(\.modelType) }
+
+    /// The encoders `folio embed` knows.
+    static let encoders: [EncoderArchitecture] = [
+        Bert.architecture,
+        RoBERTa.architecture,
+        DistilBERT.architecture,
+        MPNet.architecture,
+        ModernBERT.architecture,
+    ]
+
+    static func encoder(_ modelType: String) -> EncoderArchitecture? { encoders.first { $0.modelTypes.contains(modelType) } }
+
+    static var encoderNames: [String] { encoders.flatMap(\.modelTypes) }
 }
