@@ -17,8 +17,9 @@ public final class WordPieceTokenizer: TextTokenizer, @unchecked Sendable {
     public let stripAccents: Bool
     public let cleanText: Bool
     public let handleChineseChars: Bool
-    /// Added tokens matched before normalization, longest first.
-    let addedTokens: [(content: String, id: Int32)]
+    /// Added tokens, matched as the library matches them (raw ones before normalization,
+    /// normalized ones after; lstrip, rstrip, single_word).
+    let added: AddedVocabulary
     let templates: [[TemplatePiece]]
     let tokenByID: [Int32: String]
     let special: Set<Int32>
@@ -61,16 +62,26 @@ public final class WordPieceTokenizer: TextTokenizer, @unchecked Sendable {
         if let p = doc["pre_tokenizer"], p != .null, p["type"]?.stringValue != "BertPreTokenizer" {
             throw TokenizerError.unsupported(file: file, reason: "pre-tokenizer \(p["type"]?.stringValue ?? "?") is not supported (BertPreTokenizer is)")
         }
-        var added: [(String, Int32)] = []
+        var addedList: [AddedToken] = []
         for (i, t) in (doc["added_tokens"]?.arrayValue ?? []).enumerated() {
             guard let c = t["content"]?.stringValue, !c.isEmpty else { continue }
             // Found by fuzzing: an id beyond Int32 used to trap in the conversion.
             guard let id = t["id"]?.intValue, id < Int(Int32.max) else {
                 throw bad("added_tokens[\(i)].id", "missing or not a token id below 2^31")
             }
-            added.append((c, Int32(id)))
+            func flag(_ name: String, _ d: Bool) throws -> Bool {
+                try BPETokenizer.bool(t[name], default: d) { bad("added_tokens[\(i)].\(name)", "expected true or false") }
+            }
+            addedList.append(AddedToken(content: Array(c.utf8), singleWord: try flag("single_word", false), lstrip: try flag("lstrip", false),
+                                        rstrip: try flag("rstrip", false), normalized: try flag("normalized", true), special: try flag("special", false)))
         }
-        addedTokens = added.sorted { $0.0.count > $1.0.count }
+        var byteVocab: [[UInt8]: Int32] = [:]
+        for (k, id) in vocab { byteVocab[Array(k.utf8)] = id }
+        let (lc, sa, ct, hc) = (lowercase, stripAccents, cleanText, handleChineseChars)
+        added = try AddedVocabulary(addedList, vocab: byteVocab, normalize: { content in
+            Array(Self.normalize(Substring(String(decoding: content, as: UTF8.self)), lowercase: lc, stripAccents: sa, cleanText: ct,
+                                 handleChineseChars: hc).utf8)
+        }, file: file)
         templates = try BPETokenizer.readPostProcessor(doc["post_processor"], field: "post_processor", file: file)
         bosID = BPETokenizer.leadingID(templates)
         padID = vocab["[PAD]"] ?? vocab["<pad>"] ?? 0
@@ -78,11 +89,9 @@ public final class WordPieceTokenizer: TextTokenizer, @unchecked Sendable {
         var byID: [Int32: String] = [:]
         for (k, id) in vocab { byID[id] = k }
         var special = Set<Int32>()
-        for t in doc["added_tokens"]?.arrayValue ?? [] {
-            if let c = t["content"]?.stringValue, let id = t["id"]?.intValue, id < Int(Int32.max) {
-                byID[Int32(id)] = c
-                if t["special"]?.boolValue == true { special.insert(Int32(id)) }
-            }
+        for (id, t) in added.tokenByID {
+            byID[id] = String(decoding: t.content, as: UTF8.self)
+            if added.specialContents.contains(t.content) { special.insert(id) }
         }
         for t in templates {
             for case let .special(name, ids) in t {
@@ -99,10 +108,19 @@ public final class WordPieceTokenizer: TextTokenizer, @unchecked Sendable {
     /// Token ids of `text`, with the template's special tokens when asked.
     public func encode(_ text: String, addSpecialTokens: Bool = true) -> [Int32] {
         var ids: [Int32] = []
-        for piece in splitAdded(text) {
-            switch piece {
-            case let .added(id): ids.append(id)
-            case let .text(t): ids += wordPieces(t)
+        let bytes = Array(text.utf8)
+        for segment in added.split(bytes, normalizedTokens: false) {
+            switch segment {
+            case let .token(id): ids.append(id)
+            case let .text(range):
+                let normalized = Array(normalize(Substring(String(decoding: bytes[range], as: UTF8.self))).utf8)
+                for inner in added.split(normalized, normalizedTokens: true) {
+                    switch inner {
+                    case let .token(id): ids.append(id)
+                    case let .text(r):
+                        for word in preTokenize(String(decoding: normalized[r], as: UTF8.self)) { ids += wordPiece(word) }
+                    }
+                }
             }
         }
         return addSpecialTokens ? withSpecialTokens(ids) : ids
@@ -143,43 +161,14 @@ public final class WordPieceTokenizer: TextTokenizer, @unchecked Sendable {
 
     public func id(of token: String) -> Int32? { vocab[token] }
 
-    enum Piece { case added(Int32), text(Substring) }
-
-    /// Splits out added tokens (exact matches in the raw text, longest first).
-    func splitAdded(_ text: String) -> [Piece] {
-        guard !addedTokens.isEmpty else { return [.text(Substring(text))] }
-        var out: [Piece] = []
-        var rest = Substring(text)
-        var start = rest.startIndex
-        var i = rest.startIndex
-        while i < rest.endIndex {
-            var matched = false
-            for (content, id) in addedTokens where rest[i...].hasPrefix(content) {
-                if start < i { out.append(.text(rest[start..<i])) }
-                out.append(.added(id))
-                i = rest.index(i, offsetBy: content.count)
-                start = i
-                matched = true
-                break
-            }
-            if !matched { i = rest.index(after: i) }
-        }
-        if start < rest.endIndex { out.append(.text(rest[start...])) }
-        rest = ""
-        return out
-    }
-
-    func wordPieces(_ text: Substring) -> [Int32] {
-        var ids: [Int32] = []
-        for word in preTokenize(normalize(text)) {
-            ids += wordPiece(word)
-        }
-        return ids
-    }
 
     // MARK: BertNormalizer
 
     func normalize(_ text: Substring) -> String {
+        Self.normalize(text, lowercase: lowercase, stripAccents: stripAccents, cleanText: cleanText, handleChineseChars: handleChineseChars)
+    }
+
+    static func normalize(_ text: Substring, lowercase: Bool, stripAccents: Bool, cleanText: Bool, handleChineseChars: Bool) -> String {
         var scalars: [Unicode.Scalar] = []
         scalars.reserveCapacity(text.unicodeScalars.count)
         for u in text.unicodeScalars {
@@ -196,7 +185,7 @@ public final class WordPieceTokenizer: TextTokenizer, @unchecked Sendable {
         var s = String(String.UnicodeScalarView(scalars))
         if stripAccents {
             s = String(String.UnicodeScalarView(s.decomposedStringWithCanonicalMapping.unicodeScalars.filter {
-                $0.properties.generalCategory != .nonspacingMark
+                !Self.isNonspacingMark($0)
             }))
         }
         if lowercase {
@@ -212,11 +201,31 @@ public final class WordPieceTokenizer: TextTokenizer, @unchecked Sendable {
         u == " " || u == "\t" || u == "\n" || u == "\r" || u.properties.isWhitespace
     }
 
+    // tokenizers classifies characters for BERT with the unicode_categories crate, whose
+    // tables are Unicode 8.0: measured over every code point against tokenizers 0.23, a
+    // character assigned after 8.0 is no control, mark or punctuation character to it, and a
+    // few characters keep the category they had then.
+
+    static func assignedByUnicode8(_ u: Unicode.Scalar) -> Bool {
+        guard let age = u.properties.age else { return false }
+        return (age.major, age.minor) <= (8, 0)
+    }
+
+    /// Cc, Cf and Co (not Cn: unassigned characters are kept), but tab, newline and return.
     static func isControl(_ u: Unicode.Scalar) -> Bool {
         if u == "\t" || u == "\n" || u == "\r" { return false }
         switch u.properties.generalCategory {
-        case .control, .format, .surrogate, .privateUse, .unassigned: return true
+        case .control, .format, .surrogate, .privateUse: return assignedByUnicode8(u)
         default: return false
+        }
+    }
+
+    /// Mn as of Unicode 8.0 (what strip_accents removes after NFD).
+    static func isNonspacingMark(_ u: Unicode.Scalar) -> Bool {
+        switch u.value {
+        case 0x1734, 0x1171E: return true                       // Mn in 8.0, Mc since
+        case 0x1885, 0x1886, 0xA9BD, 0x111C9: return false      // Mn only since 9.0 or later
+        default: return u.properties.generalCategory == .nonspacingMark && assignedByUnicode8(u)
         }
     }
 
@@ -232,9 +241,10 @@ public final class WordPieceTokenizer: TextTokenizer, @unchecked Sendable {
         if u.isASCII, (33...47).contains(u.value) || (58...64).contains(u.value) || (91...96).contains(u.value) || (123...126).contains(u.value) {
             return true
         }
+        if u.value == 0x166D || u.value == 0x111C9 { return true }  // punctuation in 8.0, not since
         switch u.properties.generalCategory {
         case .connectorPunctuation, .dashPunctuation, .openPunctuation, .closePunctuation,
-             .initialPunctuation, .finalPunctuation, .otherPunctuation: return true
+             .initialPunctuation, .finalPunctuation, .otherPunctuation: return assignedByUnicode8(u)
         default: return false
         }
     }

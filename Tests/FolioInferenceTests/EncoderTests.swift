@@ -122,3 +122,29 @@ import FolioConvert
         #expect(act?.contains("swiglu") == true, "\(act ?? "accepted")")
     }
 }
+
+/// Each encoder fixture's tokenizer against Hugging Face `tokenizers` on the 189 strings of
+/// the SentencePiece cases (Tools/reference/make_encoder_tokenizer_cases.py).
+@Suite struct EncoderTokenizerTests {
+    @Test(arguments: EncoderTests.families)
+    func idsMatchTokenizers(_ family: String) throws {
+        let load = { (rel: String) throws -> JSONValue in
+            try JSONParser.parse([UInt8](try Data(contentsOf: URL(fileURLWithPath: inferenceFixture(rel)))))
+        }
+        let strings = (try load("sentencepiece/cases.json")["strings"]?.arrayValue ?? []).compactMap(\.stringValue)
+        let want = try load("encoders/tokenizer_cases.json")["families"]?[family]?["ids"]?.arrayValue ?? []
+        #expect(strings.count >= 50 && want.count == strings.count)
+        let tok = try Tokenizers.load(json: [UInt8](try Data(contentsOf: URL(fileURLWithPath: inferenceFixture("encoders/\(family)/tokenizer.json")))),
+                                      file: "\(family)/tokenizer.json")
+        var wrong = 0
+        for (s, w) in zip(strings, want) {
+            let got = tok.encode(s, addSpecialTokens: true).map(Int.init)
+            let expected = (w.arrayValue ?? []).compactMap(\.intValue)
+            if got != expected {
+                wrong += 1
+                if wrong <= 5 { Issue.record("\(family) \(s.debugDescription): \(got) want \(expected)") }
+            }
+        }
+        #expect(wrong == 0, "\(family): \(wrong) of \(strings.count) differ")
+    }
+}
