@@ -114,14 +114,14 @@ public final class TextGenerator: @unchecked Sendable {
 
     /// Logits of every position of `tokens` in one forward pass, [count, vocab].
     public func logits(_ tokens: [Int32]) throws -> [Float] {
-        try model.forward(tokens, state: model.makeState(), allLogits: true)
+        try model.startSession().forward(tokens, allLogits: true)
     }
 
     /// Logits of every position, computed one token at a time through the cache.
     public func logitsIncrementally(_ tokens: [Int32]) throws -> [Float] {
-        let state = model.makeState()
+        let session = model.startSession()
         var out: [Float] = []
-        for t in tokens { out += try model.forward([t], state: state, allLogits: false) }
+        for t in tokens { out += try session.forward([t], allLogits: false) }
         return out
     }
 
@@ -141,7 +141,7 @@ public final class TextGenerator: @unchecked Sendable {
         if !stops.isEmpty && tokenizer == nil {
             throw InferenceError.unsupported(file: path, reason: "stop strings need the tokenizer, and there is no tokenizer.json inside")
         }
-        let state = model.makeState()
+        let session = model.startSession()
         var sampler = Sampler(temperature: o.temperature, topP: o.topP, seed: o.seed, topK: o.topK, minP: o.minP,
                               repetitionPenalty: o.repetitionPenalty)
         sampler.observe(prompt)
@@ -152,7 +152,7 @@ public final class TextGenerator: @unchecked Sendable {
         var start = 0
         while start < prompt.count {
             let end = min(prompt.count, start + Self.prefillChunk)
-            let part = try model.forward(Array(prompt[start..<end]), state: state, allLogits: o.promptLogits)
+            let part = try session.forward(Array(prompt[start..<end]), allLogits: o.promptLogits)
             if o.promptLogits { logits += part } else { logits = part }
             start = end
         }
@@ -184,7 +184,7 @@ public final class TextGenerator: @unchecked Sendable {
                 if end != nil { break }
             }
             if result.tokens.count == o.maxTokens { break }
-            logits = try model.forward([next], state: state, allLogits: false)
+            logits = try session.forward([next], allLogits: false)
             last = 0
             result.decodeSteps += 1
         }

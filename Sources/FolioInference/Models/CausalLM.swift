@@ -1,16 +1,46 @@
 import Folio
 
+/// What a model keeps between the steps of one sequence (a KV cache, and for the n-gram
+/// model its token history).
+protocol SequenceState: AnyObject {
+    /// Positions the state holds.
+    var length: Int { get }
+}
+
 /// A decoder-only language model that runs a sequence in steps: a prefill of the prompt,
-/// then one token at a time, keeping what it needs between steps in its state.
+/// then one token at a time, keeping what it needs between steps in its own state type.
 protocol CausalLM: AnyObject, Sendable {
+    associatedtype State: SequenceState
     var vocabSize: Int { get }
     /// The most positions a sequence may have (max_position_embeddings, or what RoPE scaling allows).
     var positionLimit: Int { get }
     /// A fresh state for one sequence.
-    func makeState() -> AnyObject
+    func makeState() -> State
     /// Runs `tokens` after the positions `state` holds and returns logits,
     /// [tokens.count, vocabSize] when `allLogits`, else [vocabSize] for the last token.
-    func forward(_ tokens: [Int32], state: AnyObject, allLogits: Bool) throws -> [Float]
+    func forward(_ tokens: [Int32], state: State, allLogits: Bool) throws -> [Float]
+}
+
+/// One sequence being run: a model with its state, for callers that hold any model.
+protocol ModelSession: AnyObject {
+    var length: Int { get }
+    func forward(_ tokens: [Int32], allLogits: Bool) throws -> [Float]
+}
+
+final class Session<Model: CausalLM>: ModelSession {
+    let model: Model
+    let state: Model.State
+    init(_ model: Model) {
+        self.model = model
+        state = model.makeState()
+    }
+    var length: Int { state.length }
+    func forward(_ tokens: [Int32], allLogits: Bool) throws -> [Float] { try model.forward(tokens, state: state, allLogits: allLogits) }
+}
+
+extension CausalLM {
+    /// A new sequence on this model.
+    func startSession() -> any ModelSession { Session(self) }
 }
 
 extension CausalLM {

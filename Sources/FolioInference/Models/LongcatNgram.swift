@@ -142,13 +142,14 @@ final class LongcatNgramModel: CausalLM, @unchecked Sendable {
 
     /// Per sequence: the attention caches (two per layer) and the n-gram history, the last
     /// n-1 tokens since the start or the last reset.
-    final class State {
+    final class State: SequenceState {
         let cache: KVCache
         var history: [Int32] = []
         init(cache: KVCache) { self.cache = cache }
+        var length: Int { cache.length }
     }
 
-    func makeState() -> AnyObject {
+    func makeState() -> State {
         State(cache: KVCache(slots: 2 * layerCount, keyWidth: heads * (nopeDim + ropeDim), valueWidth: heads * vDim))
     }
 
@@ -200,8 +201,7 @@ final class LongcatNgramModel: CausalLM, @unchecked Sendable {
         return x
     }
 
-    func forward(_ tokens: [Int32], state: AnyObject, allLogits: Bool) throws -> [Float] {
-        guard let state = state as? State else { throw InferenceError.badInput("longcat: wrong state object") }
+    func forward(_ tokens: [Int32], state: State, allLogits: Bool) throws -> [Float] {
         let n = tokens.count, h = hidden
         guard n > 0 else { return [] }
         for t in tokens where t < 0 || Int(t) >= vocabSize {

@@ -3,7 +3,7 @@ import Dispatch
 
 /// Keys and values of every attention block for the positions seen so far, appended as
 /// a sequence grows (prefill, then one token per decoding step).
-final class KVCache: @unchecked Sendable {
+final class KVCache: SequenceState, @unchecked Sendable {
     // @unchecked: used by one generation at a time; workers only read during attention.
     final class Slot {
         let keyWidth: Int, valueWidth: Int

@@ -43,10 +43,9 @@ final class DecoderModel: CausalLM, @unchecked Sendable {
         self.positionLimit = positionLimit
     }
 
-    func makeState() -> AnyObject { KVCache(widths: layers.map { ($0.attention.keyWidth, $0.attention.valueWidth) }) }
+    func makeState() -> KVCache { KVCache(widths: layers.map { ($0.attention.keyWidth, $0.attention.valueWidth) }) }
 
-    func forward(_ tokens: [Int32], state: AnyObject, allLogits: Bool) throws -> [Float] {
-        guard let cache = state as? KVCache else { throw InferenceError.badInput("decoder: wrong state object") }
+    func forward(_ tokens: [Int32], state cache: KVCache, allLogits: Bool) throws -> [Float] {
         let n = tokens.count, h = hidden
         guard n > 0 else { return [] }
         for t in tokens where t < 0 || Int(t) >= vocabSize {
