@@ -10,7 +10,7 @@ import FolioConvert
 /// decoding, stored bf16 and int8 weights; and the config keys that must be refused.
 @Suite struct FamilyTests {
     static let families = ["llama-rope-parameters", "mistral", "mixtral", "qwen2", "qwen3", "qwen3-moe", "gemma2", "gemma3", "phi3",
-                           "olmo2", "gpt2", "deepseek-v2", "deepseek-v3"]
+                           "olmo2", "gpt2", "deepseek-v2", "deepseek-v3", "smollm3"]
 
     struct Reference {
         let modelType: String

@@ -90,6 +90,9 @@ FAMILIES = {
                                               topk_method="group_limited_greedy", routed_scaling_factor=1.5,
                                               first_k_dense_replace=1, norm_topk_prob=False, head_dim=8,
                                               rope_parameters=dict(rope_type="default", rope_theta=10000.0))),
+    # RoPE in layer 0 only (interval 2); layer 1, without RoPE, slides over 16 positions.
+    "smollm3": ("smollm3", llama_like(no_rope_layer_interval=2, use_sliding_window=True, sliding_window=16, tie_word_embeddings=True,
+                                      rope_parameters=dict(rope_type="default", rope_theta=50000.0))),
 }
 
 

@@ -34,6 +34,7 @@ enum Registry {
         Phi3.architecture,
         OLMo2.architecture,
         GPT2.architecture,
+        SmolLM3.architecture,
         DeepSeekV2.architecture,
         DeepSeekV3.architecture,
         LongcatNgram.architecture,
