@@ -6,7 +6,7 @@ import FolioInference
 
 struct Run: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Generate text with a causal language model (llama, mistral, mixtral, qwen2, qwen3, qwen3_moe, gemma2, gemma3_text, phi3, olmo2, gpt2, deepseek_v2, deepseek_v3, longcat_flash_ngram).",
+        abstract: "Generate text with a causal language model (llama, mistral, mixtral, qwen2, qwen3, qwen3_moe, gemma2, gemma3_text, phi3, olmo2, gpt2, smollm3, deepseek_v2, deepseek_v3, longcat_flash_ngram).",
         discussion: "MODEL is a .folio file converted from a Hugging Face model folder; it carries the config and the tokenizer. Text is streamed to stdout as it is made.")
 
     @Argument(help: "The .folio model.") var model: String
