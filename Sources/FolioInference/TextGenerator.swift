@@ -14,6 +14,9 @@ public struct GenerationOptions: Sendable {
     public var repetitionPenalty: Float = 1
     /// Stop when the generated text contains one of these; the text ends before it.
     public var stop: [String] = []
+    /// Speculative decoding: tokens proposed by a draft model or found in the context, checked
+    /// by the model in one pass (the output is what plain decoding gives).
+    public var draft: Drafter? = nil
     public var seed: UInt64 = 0
     /// Keep the logits of every prompt position ([prompt, vocab]).
     public var promptLogits = false
@@ -29,10 +32,15 @@ public struct GenerationResult: Sendable {
     public var promptLogits: [Float]
     public var promptSeconds: Double
     public var decodeSeconds: Double
-    /// Forward passes of one token each (generated tokens but the first, which the prompt gives).
+    /// Tokens made after the first (which the prompt pass gives): one forward pass each in
+    /// plain decoding, fewer passes with a draft.
     public var decodeSteps: Int
     /// Why generation ended: "eos", "stop" (a stop string), "length" (max tokens).
     public var finishReason: String = "length"
+    /// Speculative decoding: tokens proposed, tokens accepted, and the model's passes over them.
+    public var draftProposed = 0
+    public var draftAccepted = 0
+    public var verifyPasses = 0
 }
 
 /// A causal language model in a .folio file made from a Hugging Face folder: the config,
@@ -131,7 +139,9 @@ public final class TextGenerator: @unchecked Sendable {
     /// Runs the prompt, then samples up to `maxTokens` tokens, stopping after an end-of-sequence
     /// token or once the text contains a stop string (the text then ends before it). `onText`
     /// receives the text as it is made, in pieces of whole UTF-8 characters; text that may be
-    /// the start of a stop string is held back until it is known not to be one.
+    /// the start of a stop string is held back until it is known not to be one. With a
+    /// drafter (`options.draft`) tokens are proposed and verified in batches
+    /// (`SpeculativeDecoding`); the tokens are those plain decoding gives.
     public func generate(prompt: [Int32], options o: GenerationOptions, onText: ((String) -> Void)? = nil) throws -> GenerationResult {
         guard !prompt.isEmpty else { throw InferenceError.badInput("the prompt has no tokens") }
         guard prompt.count + o.maxTokens <= model.positionLimit else {
@@ -145,6 +155,7 @@ public final class TextGenerator: @unchecked Sendable {
         var sampler = Sampler(temperature: o.temperature, topP: o.topP, seed: o.seed, topK: o.topK, minP: o.minP,
                               repetitionPenalty: o.repetitionPenalty)
         sampler.observe(prompt)
+        var speculative = try o.draft.map { try SpeculativeDecoding(target: self, drafter: $0, options: o, prompt: prompt) }
         let t0 = FileSystem.monotonicSeconds()
         // The prompt runs in chunks: attention scores of a chunk are [chunk, positions so far],
         // so a long prompt never needs a [prompt, prompt] matrix per head.
@@ -163,31 +174,53 @@ public final class TextGenerator: @unchecked Sendable {
         var text: [UInt8] = []
         var shown = 0
         var end: Int? = nil
-        var last = logits.count - vocabSize
-        while result.tokens.count < o.maxTokens {
-            let next = logits.withUnsafeBufferPointer { sampler.next(UnsafeBufferPointer(rebasing: $0[last...])) }
-            result.tokens.append(next)
-            sampler.observe(CollectionOfOne(next))
-            if eosIDs.contains(next) { result.finishReason = "eos"; break }
+        // Every token so far; the last generated one is not yet fed to the model.
+        var sequence = prompt
+        var first = true
+        generation: while result.tokens.count < o.maxTokens {
+            var batch: [Int32]
+            if first {
+                let row = logits.count - vocabSize
+                batch = [logits.withUnsafeBufferPointer { sampler.next(UnsafeBufferPointer(rebasing: $0[row...])) }]
+                first = false
+            } else if var spec = speculative {
+                batch = try spec.step(session: session, sequence: sequence, sampler: &sampler,
+                                      remaining: o.maxTokens - result.tokens.count, result: &result)
+                speculative = spec
+            } else {
+                logits = try session.forward([sequence.last!], allLogits: false)
+                batch = [logits.withUnsafeBufferPointer { sampler.next($0) }]
+            }
+            sequence += batch
+            for t in batch {
+                result.tokens.append(t)
+                sampler.observe(CollectionOfOne(t))
+                if eosIDs.contains(t) { result.finishReason = "eos"; break }
+                if result.tokens.count == o.maxTokens { break }
+            }
             if let tokenizer, onText != nil || !stops.isEmpty {
-                let settled = result.tokens.count - tokenizer.unsettledTokens(result.tokens)
-                text = tokenizer.decodeBytes(Array(result.tokens[..<settled]), skipSpecialTokens: false)
+                let stream = result.finishReason == "eos" ? Array(result.tokens.dropLast()) : result.tokens
+                let settled = stream.count - tokenizer.unsettledTokens(stream)
+                text = tokenizer.decodeBytes(Array(stream[..<settled]), skipSpecialTokens: false)
                 if let cut = Self.firstStop(stops, in: text, from: max(0, shown - (stops.map(\.count).max() ?? 0))) {
                     end = cut
                     result.finishReason = "stop"
+                    // A batch of drafted tokens may run past the stop: keep the tokens up to
+                    // the one that completes it, as plain decoding would.
+                    while result.tokens.count > 1,
+                          Self.firstStop(stops, in: tokenizer.decodeBytes(Array(result.tokens.dropLast()), skipSpecialTokens: false), from: 0) != nil {
+                        result.tokens.removeLast()
+                    }
                 }
                 let safe = end ?? Self.completeUTF8Prefix(Array(text[..<(text.count - Self.heldBack(stops, text))]))
                 if let onText, safe > shown {
                     onText(String(decoding: text[shown..<safe], as: UTF8.self))
                     shown = safe
                 }
-                if end != nil { break }
             }
-            if result.tokens.count == o.maxTokens { break }
-            logits = try session.forward([next], allLogits: false)
-            last = 0
-            result.decodeSteps += 1
+            if result.finishReason != "length" { break generation }
         }
+        result.decodeSteps = max(0, result.tokens.count - 1)
         result.decodeSeconds = FileSystem.monotonicSeconds() - t1
         if let tokenizer {
             let textTokens = result.finishReason == "eos" ? Array(result.tokens.dropLast()) : result.tokens

@@ -19,6 +19,9 @@ struct Run: ParsableCommand {
     @Option(help: "Drop tokens less likely than this fraction of the most likely one (0: off).") var minP: Float = 0
     @Option(help: "Divide positive logits (multiply negative ones) of every id already in the prompt or output by this (1: off), as transformers does.") var repetitionPenalty: Float = 1
     @Option(help: "Stop once the text contains this string; the text ends before it (repeatable).") var stop: [String] = []
+    @Option(help: "Speculative decoding with this draft model (same vocabulary): it proposes --draft-tokens tokens, the model checks them in one pass; the output is what plain decoding gives.") var draft: String?
+    @Flag(help: "Speculative decoding by prompt lookup: propose the tokens that followed the last occurrence of the context's final tokens.") var lookup = false
+    @Option(help: "Tokens proposed per step with --draft or --lookup.") var draftTokens: Int = 4
     @Option(help: "Random seed for sampling.") var seed: UInt64?
     @Option(help: "Write the logits of every prompt position as a float32 .npy [prompt_length, vocab_size].") var logits: String?
     @Option(help: "longcat_flash_ngram semantics: checkpoint (the model's own code: n-gram history reset after an end token, LoRA-norm eps 1e-6) or mlx-lm.") var semantics: String = "checkpoint"
@@ -35,6 +38,8 @@ struct Run: ParsableCommand {
         guard minP >= 0, minP <= 1 else { throw ValidationError("--min-p must be in [0, 1]") }
         guard repetitionPenalty > 0, repetitionPenalty.isFinite else { throw ValidationError("--repetition-penalty must be a finite number greater than 0") }
         guard !stop.contains("") else { throw ValidationError("--stop must not be empty") }
+        guard !(draft != nil && lookup) else { throw ValidationError("give at most one of --draft and --lookup") }
+        guard draftTokens >= 1, draftTokens <= 64 else { throw ValidationError("--draft-tokens must be in 1...64") }
         if let threads, threads < 1 || threads > 64 { throw ValidationError("--threads must be in 1...64") }
     }
 
@@ -68,6 +73,13 @@ struct Run: ParsableCommand {
         options.minP = minP
         options.repetitionPenalty = repetitionPenalty
         options.stop = stop
+        if let draft {
+            let d = draft.hasSuffix(FolioSharding.indexSuffix) ? try TextGenerator(source: try FolioIndex(path: draft), semantics: semantics)
+                : try TextGenerator(path: draft, semantics: semantics)
+            options.draft = .model(d, tokens: draftTokens)
+        } else if lookup {
+            options.draft = .lookup(tokens: draftTokens)
+        }
         options.seed = seed ?? UInt64.random(in: 0...UInt64.max)
         options.promptLogits = logits != nil
         let stream = !json && generator.tokenizer != nil
@@ -84,6 +96,9 @@ struct Run: ParsableCommand {
                 ("tokens", .array(result.tokens.map { .int($0) })),
                 ("text", .string(result.text)),
                 ("finish_reason", .string(result.finishReason)),
+                ("draft_proposed", .int(Int32(result.draftProposed))),
+                ("draft_accepted", .int(Int32(result.draftAccepted))),
+                ("verify_passes", .int(Int32(result.verifyPasses))),
                 ("prompt_tokens_per_second", .double(promptRate)),
                 ("tokens_per_second", .double(rate)),
             ]).serialized())
@@ -92,7 +107,9 @@ struct Run: ParsableCommand {
         }
         if timing {
             FileSystem.writeStderr("run: load \(fmt(t1 - t0, 3)) s; prompt \(ids.count) tokens at \(fmt(promptRate, 1)) tokens/s; "
-                + "\(result.tokens.count) generated, \(fmt(rate, 1)) tokens/s\n")
+                + "\(result.tokens.count) generated, \(fmt(rate, 1)) tokens/s"
+                + (options.draft == nil ? "" : "; \(result.draftAccepted) of \(result.draftProposed) proposed tokens accepted in \(result.verifyPasses) passes")
+                + "\n")
         }
     }
 }

@@ -19,12 +19,16 @@ protocol CausalLM: AnyObject, Sendable {
     /// Runs `tokens` after the positions `state` holds and returns logits,
     /// [tokens.count, vocabSize] when `allLogits`, else [vocabSize] for the last token.
     func forward(_ tokens: [Int32], state: State, allLogits: Bool) throws -> [Float]
+    /// Takes the state back to its first `length` positions; `sequence` is every token the
+    /// state has seen, at least `length` of them (for state kept beside the caches).
+    func rewind(_ state: State, to length: Int, sequence: [Int32])
 }
 
 /// One sequence being run: a model with its state, for callers that hold any model.
 protocol ModelSession: AnyObject {
     var length: Int { get }
     func forward(_ tokens: [Int32], allLogits: Bool) throws -> [Float]
+    func rewind(to length: Int, sequence: [Int32])
 }
 
 final class Session<Model: CausalLM>: ModelSession {
@@ -36,6 +40,7 @@ final class Session<Model: CausalLM>: ModelSession {
     }
     var length: Int { state.length }
     func forward(_ tokens: [Int32], allLogits: Bool) throws -> [Float] { try model.forward(tokens, state: state, allLogits: allLogits) }
+    func rewind(to length: Int, sequence: [Int32]) { model.rewind(state, to: length, sequence: sequence) }
 }
 
 extension CausalLM {

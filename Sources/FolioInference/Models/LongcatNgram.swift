@@ -153,6 +153,15 @@ final class LongcatNgramModel: CausalLM, @unchecked Sendable {
         State(cache: KVCache(slots: 2 * layerCount, keyWidth: heads * (nopeDim + ropeDim), valueWidth: heads * vDim))
     }
 
+    /// Back to `length` positions: the caches truncated, the history rebuilt from the
+    /// sequence (its last n-1 tokens since the last reset).
+    func rewind(_ state: State, to length: Int, sequence: [Int32]) {
+        state.cache.truncate(to: length)
+        let seen = sequence.prefix(length)
+        let floor = seen.lastIndex(where: { resetTokens.contains($0) }).map { $0 + 1 } ?? 0
+        state.history = Array(seen[floor...].suffix(hasher.history))
+    }
+
     /// N-gram table rows of `tokens` given the state's history, [tokens.count, tables], and
     /// the history after them.
     func ngramIDs(_ tokens: [Int32], history: [Int32]) -> (ids: [Int64], history: [Int32]) {

@@ -61,6 +61,9 @@ final class KVCache: SequenceState, @unchecked Sendable {
 
     /// Marks `count` positions as stored, after every slot has been appended to.
     func advance(_ count: Int) { length += count }
+
+    /// Forgets the positions from `n` on (rejected draft tokens).
+    func truncate(to n: Int) { length = min(length, max(0, n)) }
 }
 
 enum Attention {

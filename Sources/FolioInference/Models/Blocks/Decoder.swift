@@ -45,6 +45,8 @@ final class DecoderModel: CausalLM, @unchecked Sendable {
 
     func makeState() -> KVCache { KVCache(widths: layers.map { ($0.attention.keyWidth, $0.attention.valueWidth) }) }
 
+    func rewind(_ state: KVCache, to length: Int, sequence: [Int32]) { state.truncate(to: length) }
+
     func forward(_ tokens: [Int32], state cache: KVCache, allLogits: Bool) throws -> [Float] {
         let n = tokens.count, h = hidden
         guard n > 0 else { return [] }
