@@ -113,4 +113,25 @@ import Folio
         #expect(stopped["finish_reason"] as? String == "stop")
         #expect(stopped["text"] as? String == String(text[..<text.range(of: stop)!.lowerBound]))
     }
+
+    /// `folio perplexity` on text and on token ids, as JSON; bad input is one line.
+    @Test func perplexityCommand() throws {
+        let s = Scratch()
+        let m = s.file("m.folio")
+        #expect(try folio("convert", Self.fixtures + "/tiny-llama", m).status == 0)
+        try "def add(a, b):\n    return a + b\n".write(toFile: s.file("t.txt"), atomically: true, encoding: .utf8)
+        let r = try folio("perplexity", m, s.file("t.txt"), "--json", "--window", "16", "--stride", "8")
+        #expect(r.status == 0, "\(r.stderr)")
+        let doc = try #require(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])
+        let ppl = try #require(doc["perplexity"] as? Double), nll = try #require(doc["mean_nll"] as? Double)
+        #expect(ppl > 1 && abs(log(ppl) - nll) < 1e-9 && (doc["bits_per_byte"] as? Double ?? 0) > 0)
+        try "1, 40, 41, 42 43\n44".write(toFile: s.file("ids.txt"), atomically: true, encoding: .utf8)
+        let t = try folio("perplexity", m, s.file("ids.txt"), "--token-ids", "--json")
+        #expect(t.status == 0, "\(t.stderr)")
+        let d2 = try #require(try JSONSerialization.jsonObject(with: Data(t.stdout.utf8)) as? [String: Any])
+        #expect(d2["scored"] as? Int == 5 && d2["bits_per_byte"] == nil)
+        try "1, x".write(toFile: s.file("bad.txt"), atomically: true, encoding: .utf8)
+        let b = try folio("perplexity", m, s.file("bad.txt"), "--token-ids")
+        #expect(b.status == 1 && b.stderr.split(separator: "\n").count == 1, "\(b.stderr)")
+    }
 }

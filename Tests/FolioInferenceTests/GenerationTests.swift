@@ -77,6 +77,27 @@ import FolioConvert
         }
     }
 
+    /// Perplexity with transformers' sliding-window recipe: the same summed NLL as PyTorch
+    /// on the same ids (window 64 stride 24, and one window of 200).
+    @Test func perplexityMatchesPyTorch() throws {
+        let dir = TempDir()
+        _ = try Converter(options: ConversionOptions()).convert(from: inferenceFixture("families/qwen2"), to: dir.file("m.folio"))
+        let g = try TextGenerator(path: dir.file("m.folio"))
+        let ref = try Self.reference()
+        let ids = (ref["perplexity_ids"] as! [Int]).map(Int32.init)
+        let cases = ref["perplexity"] as! [[String: Any]]
+        #expect(cases.count == 2)
+        for c in cases {
+            let r = try g.perplexity(ids, window: c["window"] as! Int, stride: c["stride"] as! Int)
+            let want = c["total_nll"] as! Double
+            #expect(r.scored == c["scored"] as! Int && r.scored == ids.count - 1)
+            #expect(abs(r.totalNLL - want) / want < 1e-6, "window \(r.window): NLL \(r.totalNLL) vs PyTorch \(want)")
+            print("perplexity window \(r.window) stride \(r.stride): total NLL \(r.totalNLL) vs PyTorch \(want)")
+        }
+        #expect(throws: InferenceError.self) { try g.perplexity([1], window: 8, stride: 4) }
+        #expect(throws: InferenceError.self) { try g.perplexity(ids, window: 300, stride: 10) }
+    }
+
     /// Stop strings: the text ends before the first one, streaming never shows any of it,
     /// and the streamed pieces add up to the text.
     @Test func stopStrings() throws {

@@ -11,7 +11,7 @@ struct FolioCommand: ParsableCommand {
         commandName: "folio",
         abstract: "Store, convert, inspect and read LLM weights in memory-mapped Folio files.",
         version: "0.1.0",
-        subcommands: [Convert.self, Inspect.self, Verify.self, Rows.self, Diff.self, Embed.self, Run.self, Bench.self, CompressBench.self]
+        subcommands: [Convert.self, Inspect.self, Verify.self, Rows.self, Diff.self, Embed.self, Run.self, Perplexity.self, Bench.self, CompressBench.self]
     )
 }
 

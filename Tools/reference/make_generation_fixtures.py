@@ -14,7 +14,10 @@ Needs torch, transformers 5.x and numpy; no network. Records:
   several settings. Settings whose cut lies within 1e-4 (relative) of a boundary are refused,
   so float32 against float64 arithmetic cannot move a token across it;
 - penalized_greedy: 32 tokens of generate(do_sample=False, repetition_penalty=p) for p in
-  (1.2, 2.0), with the smallest top-2 margin of the processed scores.
+  (1.2, 2.0), with the smallest top-2 margin of the processed scores;
+- perplexity: 200 seeded ids scored with the sliding-window recipe of transformers'
+  perplexity guide (window 64, stride 24: labels -100 on each window's context part), the
+  summed NLL in float64 from the float32 logits, and the same with one window (200).
 """
 import json
 from pathlib import Path
@@ -117,10 +120,31 @@ def main():
         assert out.sequences[0, len(prompt):].tolist() != plain, f"penalty {pen} changes nothing"
         greedy.append(dict(repetition_penalty=pen, prompt=prompt, tokens=out.sequences[0, len(prompt):].tolist(),
                            min_top2_margin=min(margins)))
+    rng = np.random.default_rng(7)
+    ids = [1] + [int(x) for x in rng.integers(3, 256, size=199)]
+    perplexity = []
+    for window, stride in ((64, 24), (200, 200)):
+        total, count, prev_end = 0.0, 0, 0
+        for begin in range(0, len(ids), stride):
+            end = min(begin + window, len(ids))
+            target = end - prev_end
+            x = torch.tensor([ids[begin:end]])
+            with torch.no_grad():
+                window_logits = model(x).logits[0].double()
+            logp = torch.log_softmax(window_logits, dim=-1)
+            for p in range(end - begin - target, end - begin):
+                if begin + p == 0:
+                    continue
+                total -= float(logp[p - 1, ids[begin + p]])
+                count += 1
+            prev_end = end
+            if end == len(ids):
+                break
+        perplexity.append(dict(window=window, stride=stride, scored=count, total_nll=total))
     OUT.mkdir(parents=True, exist_ok=True)
     doc = dict(generator="Tools/reference/make_generation_fixtures.py", model="families/qwen2",
                versions=dict(transformers=transformers.__version__, torch=torch.__version__),
-               processors=names, history=history, logits=[float(x) for x in logits], distributions=dists, penalized_greedy=greedy)
+               processors=names, history=history, perplexity_ids=ids, perplexity=perplexity, logits=[float(x) for x in logits], distributions=dists, penalized_greedy=greedy)
     (OUT / "reference.json").write_text(json.dumps(doc, indent=1) + "\n")
 
 
