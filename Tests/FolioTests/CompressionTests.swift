@@ -33,12 +33,50 @@ import Testing
         try f.withLogicalBytes(of: t, range: 0..<t.nbytes) { Array($0) }
     }
 
+    /// The default byte-plane choice, per tensor: planes where they make the tensor smaller
+    /// (Gaussian floats, whose sign/exponent bytes repeat), none where they do not (a tensor
+    /// whose values are few exact repeats, which whole-element matching compresses better);
+    /// the automatic file is never larger than the better of the two forced ones by more
+    /// than 1 %.
+    @Test func bytePlanesWhereTheyPay() throws {
+        let dir = TempDir()
+        let rows = 512, width = 256
+        let plans = [TensorPlan(name: "gauss", encoding: .plain(.bf16), shape: [rows, width]),
+                     TensorPlan(name: "repeats", encoding: .plain(.f32), shape: [rows, width])]
+        let w = try FolioWriter(path: dir.file("p.folio"), tensors: plans, files: [], metadata: nil, pageSize: 4096)
+        var g = Gaussian(seed: 9)
+        try g.values(rows * width).withUnsafeBufferPointer { try w.appendRows($0) }
+        var rng = Gaussian(seed: 3)
+        let palette = (0..<16).map { _ in Float(bitPattern: UInt32(truncatingIfNeeded: rng.nextUInt()) & 0x7F7F_FFFF) }
+        let repeats = (0..<(rows * width)).map { _ in palette[Int(rng.nextUInt() % 16)] }
+        try repeats.withUnsafeBytes { try w.appendDense($0) }
+        try w.finish()
+        let plain = try FolioFile(path: dir.file("p.folio"))
+        var sizes: [PlaneChoice: [String: Int]] = [:]
+        for choice in [PlaneChoice.off, .on, .auto] {
+            let out = dir.file("\(choice).folio")
+            let reports = try FolioCompressor.write(plain, to: out, options: CompressionOptions(codec: .zstd, level: 3, planes: choice))
+            sizes[choice] = Dictionary(uniqueKeysWithValues: reports.map { ($0.name, $0.storedBytes) })
+            let c = try FolioFile(path: out)
+            for t in plain.tensors { #expect(try Self.logical(c, try c.requireTensor(t.name)) == Self.logical(plain, t)) }
+            if choice == .auto {
+                #expect(try c.requireTensor("gauss").compression?.planes == true)
+                #expect(try c.requireTensor("repeats").compression?.planes == false)
+            }
+        }
+        for name in ["gauss", "repeats"] {
+            let best = min(sizes[.on]![name]!, sizes[.off]![name]!)
+            #expect(Double(sizes[.auto]![name]!) <= Double(best) * 1.01, "\(name): \(sizes)")
+        }
+        #expect(sizes[.on]!["gauss"]! < sizes[.off]!["gauss"]! && sizes[.off]!["repeats"]! < sizes[.on]!["repeats"]!)
+    }
+
     @Test(arguments: encodings, [CompressionCodec.lz4, .zstd])
     func compressedReadsAreBitExact(_ enc: Encoding, _ codec: CompressionCodec) throws {
         let dir = TempDir()
         try Self.writePlain(dir.file("plain.folio"), enc)
         let plain = try FolioFile(path: dir.file("plain.folio"))
-        for planes in [false, true] {
+        for planes in [PlaneChoice.off, .on, .auto] {
             let out = dir.file("c\(planes).folio")
             var o = CompressionOptions(codec: codec, planes: planes, chunkBytes: 8192)
             o.threads = 2

@@ -76,7 +76,7 @@ import Testing
         let dir = TempDir()
         let (p, _) = try write(dir, .int8(group: 32), rows: 300, width: 256)
         let out = dir.file("c.folio")
-        _ = try FolioCompressor.write(try FolioFile(path: p), to: out, options: CompressionOptions(codec: .zstd, planes: planes, chunkBytes: 8192, minSaving: 0))
+        _ = try FolioCompressor.write(try FolioFile(path: p), to: out, options: CompressionOptions(codec: .zstd, planes: planes ? .on : .off, chunkBytes: 8192, minSaving: 0))
         let f = try FolioFile(path: p), c = try FolioFile(path: out)
         #expect(c.header.version == FolioFormat.recordsVersion)
         let m = try c.requireTensor("m")

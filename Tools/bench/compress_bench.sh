@@ -18,8 +18,8 @@ command -v zstd >/dev/null && command -v lz4 >/dev/null || { echo "install zstd 
 
 size() { stat -c %s "$1"; }
 pct() { python3 -c "print(f'{100*$1/$2:.1f}%')"; }
-echo "| file | plain .folio | zstd -19 (file) | lz4 -9 (file) | folio lz4:9 | folio zstd:19 | folio zstd:19 + byte planes | folio lz4:9 + byte planes |"
-echo "|---|---|---|---|---|---|---|---|"
+echo "| file | plain .folio | zstd -19 (file) | lz4 -9 (file) | folio lz4:9 | folio zstd:19 (default: planes per tensor where they pay) | folio zstd:19 --no-byte-planes | folio zstd:19 --byte-planes | folio lz4:9 --byte-planes |"
+echo "|---|---|---|---|---|---|---|---|---|"
 for name in minilm-bf16 minilm-f32 ngram-int4; do
     src="$OUT/$name.folio"
     plain=$(size "$src")
@@ -27,16 +27,19 @@ for name in minilm-bf16 minilm-f32 ngram-int4; do
     l=$(lz4 -9 -q -c "$src" | wc -c)
     "$FOLIO" convert "$src" "$OUT/$name.lz4.folio" --compress lz4:9 >/dev/null
     "$FOLIO" convert "$src" "$OUT/$name.zstd.folio" --compress zstd:19 >/dev/null
+    "$FOLIO" convert "$src" "$OUT/$name.zstdn.folio" --compress zstd:19 --no-byte-planes >/dev/null
     "$FOLIO" convert "$src" "$OUT/$name.zstdp.folio" --compress zstd:19 --byte-planes >/dev/null
     "$FOLIO" convert "$src" "$OUT/$name.lz4p.folio" --compress lz4:9 --byte-planes >/dev/null
     row="| $name | $plain |"
-    for v in $z $l $(size "$OUT/$name.lz4.folio") $(size "$OUT/$name.zstd.folio") $(size "$OUT/$name.zstdp.folio") $(size "$OUT/$name.lz4p.folio"); do
+    for v in $z $l $(size "$OUT/$name.lz4.folio") $(size "$OUT/$name.zstd.folio") $(size "$OUT/$name.zstdn.folio") $(size "$OUT/$name.zstdp.folio") $(size "$OUT/$name.lz4p.folio"); do
         row+=" $v ($(pct "$v" "$plain")) |"
     done
     echo "$row"
     # Round trip: unpacking gives the plain file back byte for byte.
-    "$FOLIO" convert "$OUT/$name.zstdp.folio" "$OUT/$name.unpacked.folio" >/dev/null
-    cmp -s "$src" "$OUT/$name.unpacked.folio" && echo "  $name: unpacked zstd:19+planes file is identical to the plain file" || echo "  $name: UNPACKED FILE DIFFERS"
+    for v in zstd zstdp; do
+        "$FOLIO" convert "$OUT/$name.$v.folio" "$OUT/$name.unpacked.folio" >/dev/null
+        cmp -s "$src" "$OUT/$name.unpacked.folio" && echo "  $name: unpacked $v file is identical to the plain file" || echo "  $name: UNPACKED $v FILE DIFFERS"
+    done
     "$FOLIO" verify "$OUT/$name.zstdp.folio" >/dev/null && echo "  $name: verify OK"
 done
 

@@ -23,7 +23,7 @@ struct Convert: ParsableCommand {
     @Flag(help: "In safetensors output, keep quantized tensors as U8 row records described in __metadata__ (folio.quantized.NAME) instead of dequantizing them to float32.") var keepQuantized = false
     @Option(help: "Split the output into shards of about this size in tensor bytes (e.g. 5GB, 500MB, 2GiB; headers and alignment come on top): NAME-0000k-of-0000n files and an index (NAME.folio.index.json or NAME.safetensors.index.json). A paged table larger than a shard is split by rows.") var maxShardSize: String?
     @Option(help: "Store tensors compressed (Folio format version 2): lz4, zstd, lz4:LEVEL (1-12) or zstd:LEVEL (1-22), in independently compressed chunks. Without it a .folio destination gets the plain, mmap-ready layout (so converting a compressed file unpacks it).") var compress: String?
-    @Flag(help: "With --compress: split 16- and 32-bit floats into byte planes before compressing.") var bytePlanes = false
+    @Flag(inversion: .prefixedNo, help: "With --compress: split 16- and 32-bit floats into byte planes before compressing, always (--byte-planes) or never (--no-byte-planes); by default per tensor, where it makes the tensor smaller.") var bytePlanes: Bool?
     @Option(help: "With --compress: target bytes per chunk, rounded down to whole rows or pages.") var chunkBytes: Int = CompressionOptions.defaultChunkBytes
     @Option(help: "With --compress: keep a chunk raw unless compression saves at least this many percent of it.") var minSaving: Double = 100 * CompressionOptions.defaultMinSaving
     @Option(help: "With --compress: threads compressing chunks.") var threads: Int = 2
@@ -63,7 +63,7 @@ struct Convert: ParsableCommand {
         let start = FileSystem.monotonicSeconds()
         var reports: [TensorReport]
         if let c = compress, var co = CompressionOptions.parse(c) {
-            co.planes = bytePlanes
+            co.planes = bytePlanes.map { $0 ? .on : .off } ?? .auto
             co.chunkBytes = chunkBytes
             co.minSaving = minSaving / 100
             co.threads = threads

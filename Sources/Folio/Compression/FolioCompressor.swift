@@ -1,11 +1,18 @@
 import Dispatch
 
+/// Whether 2- and 4-byte plain tensors are split into byte planes before compressing.
+public enum PlaneChoice: Sendable, Hashable {
+    case off, on
+    /// Per tensor, whichever compresses a sample of its chunks smaller.
+    case auto
+}
+
 /// How `FolioCompressor` stores tensors.
 public struct CompressionOptions: Sendable {
     public var codec: CompressionCodec
     public var level: Int
-    /// Split 2- and 4-byte plain dtypes into byte planes before compressing.
-    public var planes: Bool
+    /// Byte planes for 2- and 4-byte plain dtypes: always, never, or where they pay (default).
+    public var planes: PlaneChoice
     /// Target logical bytes per chunk, rounded down to whole rows (dense) or pages (paged).
     public var chunkBytes: Int
     /// A chunk is stored compressed only when that saves at least this fraction of it.
@@ -16,7 +23,7 @@ public struct CompressionOptions: Sendable {
     public static let defaultChunkBytes = 64 << 10
     public static let defaultMinSaving = 0.03
 
-    public init(codec: CompressionCodec, level: Int? = nil, planes: Bool = false, chunkBytes: Int = CompressionOptions.defaultChunkBytes,
+    public init(codec: CompressionCodec, level: Int? = nil, planes: PlaneChoice = .auto, chunkBytes: Int = CompressionOptions.defaultChunkBytes,
                 minSaving: Double = CompressionOptions.defaultMinSaving, threads: Int = 2) {
         self.codec = codec
         self.level = level ?? codec.defaultLevel
@@ -133,9 +140,14 @@ public enum FolioCompressor {
         let start = stream.cursor
         var plain = TensorInfo(name: t.name, encoding: t.encoding, shape: t.shape, offset: start, nbytes: t.nbytes, paged: t.paged, sourceDType: t.sourceDType)
         let size = t.encoding.plainDType?.size ?? 0
-        let planes = options.planes && (size == 2 || size == 4)
         let cb = chunkBytes(for: t, target: options.chunkBytes)
         let n = t.nbytes == 0 ? 0 : (t.nbytes - 1) / cb + 1
+        let planes: Bool
+        switch options.planes {
+        case .off: planes = false
+        case .on: planes = size == 2 || size == 4
+        case .auto: planes = try (size == 2 || size == 4) && n > 0 && planesPay(t, from: source, chunks: n, chunkBytes: cb, options: options)
+        }
         var entries: [ChunkEntry] = []
         entries.reserveCapacity(n)
         let batch = max(1, options.threads) * 4
@@ -161,6 +173,22 @@ public enum FolioCompressor {
         let stored = stream.cursor - start
         plain.compression = TensorCompression(codec: options.codec, planes: planes, chunkBytes: cb, storedBytes: stored, indexHash: Checksum.xxh3(index))
         return (plain, CompressionReport(name: t.name, logicalBytes: t.nbytes, storedBytes: stored, codec: options.codec, chunks: n, rawChunks: rawChunks))
+    }
+
+    /// Whether byte planes make `t` smaller: up to `sampleChunks` chunks spread over the tensor
+    /// compressed both ways (whole tensors when they are that small).
+    static let sampleChunks = 8
+    private static func planesPay(_ t: TensorInfo, from source: FolioFile, chunks n: Int, chunkBytes cb: Int,
+                                  options: CompressionOptions) throws -> Bool {
+        let picks = n <= sampleChunks ? Array(0..<n) : (0..<sampleChunks).map { $0 * (n - 1) / (sampleChunks - 1) }
+        var with = 0, without = 0
+        for i in picks {
+            let a = try compressBatch(t, from: source, chunks: i..<(i + 1), chunkBytes: cb, planes: true, options: options)
+            let b = try compressBatch(t, from: source, chunks: i..<(i + 1), chunkBytes: cb, planes: false, options: options)
+            with += a[0].bytes.count
+            without += b[0].bytes.count
+        }
+        return with < without
     }
 
     private struct Chunk: Sendable {
