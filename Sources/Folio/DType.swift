@@ -40,7 +40,7 @@ public enum Encoding: Hashable, Sendable, CustomStringConvertible {
     /// affine one on groups whose values are not centred on zero.
     case affine8(group: Int)
 
-    public static let allowedGroups = [32, 64, 128, 256]
+    public static let allowedGroups = [16, 32, 64, 128, 256]
 
     /// Parses a scheme name of the command-line contract (`f32`, `f16`, `bf16`, `int8`,
     /// `int8/gN`, `int4`, `int4/gN`) or a plain dtype name (`F32`, `U8`, ...).

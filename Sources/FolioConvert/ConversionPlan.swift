@@ -34,7 +34,7 @@ public struct ConversionOptions: Sendable {
 
     public static func parseScheme(_ name: String, option: String) throws -> Encoding {
         guard let e = Encoding(name: name), name == name.lowercased() || e.plainDType != nil else {
-            throw ConvertError.badOption("\(option): unknown scheme '\(name)' (expected f32, f16, bf16, int8, int8/gN, int4, int4/gN or affine8/gN with N in 32, 64, 128, 256)")
+            throw ConvertError.badOption("\(option): unknown scheme '\(name)' (expected f32, f16, bf16, int8, int8/gN, int4, int4/gN or affine8/gN with N in 16, 32, 64, 128, 256)")
         }
         return e
     }

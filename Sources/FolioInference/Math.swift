@@ -170,7 +170,16 @@ enum Math {
                 withUnsafePointer(to: o.matrix.storage) { w in
                     for r in 0..<m {
                         if let bias = o.bias { (o.out + r * n + a).update(from: bias + a, count: e - a) }
-                        folio_matvec(w, a, e, job.x + r * k, job.acts.map { $0 + r * job.actSize }, o.out + r * n, o.bias == nil ? 0 : 1)
+                    }
+                    // 16 weight rows at a time for every input row: they stay in L1 while the
+                    // few input rows pass over them, so the weights stream from memory once.
+                    var c = a
+                    while c < e {
+                        let d = min(e, c + 16)
+                        for r in 0..<m {
+                            folio_matvec(w, c, d, job.x + r * k, job.acts.map { $0 + r * job.actSize }, o.out + r * n, o.bias == nil ? 0 : 1)
+                        }
+                        c = d
                     }
                 }
             }

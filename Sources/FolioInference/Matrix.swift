@@ -33,6 +33,11 @@ final class Matrix: @unchecked Sendable {
 
     convenience init(file: FolioFile, tensor t: TensorInfo) throws {
         let cols = t.rowWidth, rows = t.rowCount
+        // The product kernels quantize inputs in blocks of 32 that never span two groups.
+        let group: Int? = { switch t.encoding { case let .int8(g): return g; case let .int4(g), let .affine8(g): return g; default: return nil } }()
+        if let g = group, g % 32 != 0 {
+            throw InferenceError.badWeight(file: file.path, tensor: t.name, reason: "\(t.encoding.name) is a table encoding (rows looked up); a matrix multiplied in place needs groups of 32 or more")
+        }
         if t.compression == nil, let (kind, group) = FolioFile.kernelKind(t.encoding), rows > 0, cols > 0,
            let base = try file.withBytes(of: t, { $0.baseAddress }) {
             let m: folio_matrix
