@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import Folio
+import FolioConvert
 @testable import FolioInference
 
 /// The models trained on the GPU machine (Tools/train; logs in Tools/train/runs): the n-gram
@@ -41,5 +42,17 @@ import Folio
             let r = try ngram.generate(prompt: prompt, options: s)
             #expect(r.tokens == plain.tokens && r.draftAccepted > 0)
         }
+    }
+}
+
+/// Groups of 16 are for looked-up tables: a matrix stored so is refused by name, not
+/// multiplied wrongly (the product kernels quantize inputs in blocks of 32).
+@Suite struct SmallGroupTests {
+    @Test func matricesWithGroupsUnder32AreRefused() throws {
+        let dir = TempDir()
+        _ = try Converter(options: ConversionOptions(rules: [(Glob("model.layers.0.mlp.down_proj.weight"), .int8(group: 16))]))
+            .convert(from: inferenceFixture("families/qwen2"), to: dir.file("m.folio"))
+        let e = #expect(throws: InferenceError.self) { try TextGenerator(path: dir.file("m.folio")) }
+        #expect(e?.description.contains("model.layers.0.mlp.down_proj.weight") == true && e?.description.contains("groups of 32") == true)
     }
 }
