@@ -1,5 +1,6 @@
 #include "folio_kernels.h"
 #include <string.h>
+#include <stdlib.h>
 #include <stdatomic.h>
 
 /* Explicit 8-lane vectors (clang vector extensions): the loops need no fast-math to
@@ -274,12 +275,22 @@ CLONES void folio_bf16_to_f32(const uint16_t *src, size_t n, float *dst) {
    load-based lookahead interleaved with decoding 3.5 M. Through `folio bench lookups
    --resident`, chunks of 24 to 144 records were within the machine's noise for int4, and
    for int8 96 was among the fastest (about 21 M rows/s, 1 thread). */
-#define GATHER_AHEAD 96
-#define PREFETCH_L2(p) __builtin_prefetch((p), 0, 2)
+#define GATHER_AHEAD_MAX 512
+/* Records per chunk and the prefetch hint (3: prefetcht0, 2: t1, 1: t2, 0: nta, -1: none);
+   set at load time (folio_detect_cpu), overridable by FOLIO_GATHER_AHEAD and
+   FOLIO_PREFETCH (t0, t1, t2, nta, none) for measurements. */
+static size_t gather_ahead = 96;
+static int prefetch_hint = 2;
 
 static inline void prefetch_record(const uint8_t *p, size_t size) {
     const uint8_t *q = (const uint8_t *)((uintptr_t)p & ~(uintptr_t)63);
-    for (; q < p + size; q += 64) PREFETCH_L2(q);
+    switch (prefetch_hint) {
+    case 3: for (; q < p + size; q += 64) __builtin_prefetch(q, 0, 3); break;
+    case 2: for (; q < p + size; q += 64) __builtin_prefetch(q, 0, 2); break;
+    case 1: for (; q < p + size; q += 64) __builtin_prefetch(q, 0, 1); break;
+    case 0: for (; q < p + size; q += 64) __builtin_prefetch(q, 0, 0); break;
+    default: break;
+    }
 }
 
 static inline float half_to_float(const uint8_t *p) {
@@ -447,6 +458,16 @@ void folio_kernels_use_avx512(int on) {
 __attribute__((constructor)) static void folio_detect_cpu(void) {
     __builtin_cpu_init();
     folio_kernels_use_avx512(1);
+    const char *a = getenv("FOLIO_GATHER_AHEAD");
+    if (a) { long v = strtol(a, NULL, 10); if (v >= 1 && v <= GATHER_AHEAD_MAX) gather_ahead = (size_t)v; }
+    const char *h = getenv("FOLIO_PREFETCH");
+    if (h) {
+        if (!strcmp(h, "t0")) prefetch_hint = 3;
+        else if (!strcmp(h, "t1")) prefetch_hint = 2;
+        else if (!strcmp(h, "t2")) prefetch_hint = 1;
+        else if (!strcmp(h, "nta")) prefetch_hint = 0;
+        else if (!strcmp(h, "none")) prefetch_hint = -1;
+    }
 }
 #else
 void folio_kernels_use_avx512(int on) { (void)on; }
@@ -557,8 +578,9 @@ static inline int64_t record_offset(const record_source *src, size_t at, size_t 
 static void gather_tokens(int kind, size_t group, const record_source *src, size_t lo, size_t hi, size_t width,
                           size_t record_size, float *out, size_t out_stride, int accumulate, int sum) {
     size_t tables = src->tables;
-    size_t per = tables > GATHER_AHEAD ? 1 : GATHER_AHEAD / tables;  /* tokens per chunk */
-    const uint8_t *ring[2][GATHER_AHEAD > 256 ? GATHER_AHEAD : 256];
+    size_t ahead = gather_ahead;
+    size_t per = tables > ahead ? 1 : ahead / tables;  /* tokens per chunk */
+    const uint8_t *ring[2][GATHER_AHEAD_MAX];
     const size_t cap = sizeof ring[0] / sizeof ring[0][0];
     if (tables > cap) {  /* very many tables: no lookahead, one token at a time */
         const uint8_t *recs[1];

@@ -3,7 +3,7 @@
 row ids, the same table shapes and the same machine, in one run.
 
     python3 Tools/bench/lookups_bench.py [--folio .build/release/folio] [--tables 12]
-        [--rows 1000000] [--dim 256] [--tokens 200000] [--batch 256] [--threads 1,2]
+        [--rows 1000000] [--dim 256] [--tokens 200000] [--batch 1,256,10000] [--threads 1,2]
         [--zipf S] [--seed 0] [--scheme int8,int4] [--peers numpy-f32,numpy-int8,torch,mlx]
         [--workdir DIR] [--keep] [--skip-folio] [--no-probe] [--json]
 
@@ -686,6 +686,16 @@ def folio_runs(args, path, threads_list, workdir, tag, log):
 
 # ---------------------------------------------------------------------------------------------
 
+def cpu_name():
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor()
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--folio", default=".build/release/folio")
@@ -693,7 +703,8 @@ def main():
     ap.add_argument("--rows", type=int, default=1_000_000)
     ap.add_argument("--dim", type=int, default=256)
     ap.add_argument("--tokens", type=int, default=200_000)
-    ap.add_argument("--batch", type=int, default=256)
+    ap.add_argument("--batch", default="256",
+                    help="tokens per batch; a comma list (1,256,10000) runs the whole comparison once per batch size, in one run")
     ap.add_argument("--threads", default="1,2")
     ap.add_argument("--zipf", type=float, default=None)
     ap.add_argument("--seed", type=int, default=0)
@@ -710,6 +721,34 @@ def main():
     ap.add_argument("--mem-fraction", type=float, default=0.8)
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
+    batches = [int(x) for x in str(args.batch).split(",") if x]
+    if len(batches) > 1:
+        # One run per batch size, each its own process (so that memory is given back), in
+        # this run; the tables file is written once and kept for all of them.
+        import copy
+        out, workdir = [], Path(args.workdir or tempfile.mkdtemp(prefix="folio-lookups-")).resolve()
+        for b in batches:
+            argv = [sys.executable, __file__] + [a for a in sys.argv[1:]]
+            i = argv.index("--batch")
+            argv[i + 1] = str(b)
+            argv += ["--json", "--keep", "--workdir", str(workdir)]
+            r = subprocess.run(argv, check=True, capture_output=True, text=True)
+            sys.stderr.write(r.stderr)
+            out.append(json.loads(r.stdout))
+        if not args.keep:
+            shutil.rmtree(workdir, ignore_errors=True)
+        if args.json:
+            print(json.dumps(dict(batches=out), indent=1))
+            return
+        print(f"{args.tables} tables x {out[0]['config']['rows']} rows x {args.dim}, {args.tokens} tokens; "
+              f"{out[0]['machine']['cpus']} CPUs; {cpu_name()}")
+        print(f"{'batch':>6s} {'scheme':6s} {'T':>2s}  {'engine':11s} {'rows/s':>14s} {'folio/x':>8s}")
+        for b, doc in zip(batches, out):
+            for r in doc["results"]:
+                ratio = f"{r['folio_ratio']:.2f}" if r["folio_ratio"] else "-"
+                print(f"{b:>6d} {r['scheme']:6s} {r['threads']:>2d}  {r['engine']:11s} {r['rows_per_second']:>14,.0f} {ratio:>8s}")
+        return
+    args.batch = batches[0]
 
     threads_list = [int(x) for x in args.threads.split(",") if x]
     schemes = [s for s in args.scheme.split(",") if s]
@@ -752,7 +791,7 @@ def main():
         raise SystemExit(f"{args.folio} not found (build it, or use --skip-folio)")
 
     thp = Path("/sys/kernel/mm/transparent_hugepage/enabled")
-    machine = dict(cpus=os.cpu_count(), mem_available_bytes=avail, kernel=platform.release(),
+    machine = dict(cpus=os.cpu_count(), cpu=cpu_name(), mem_available_bytes=avail, kernel=platform.release(),
                    transparent_hugepage=thp.read_text().strip() if thp.exists() else None, numpy=np.__version__)
     log(f"{args.tables} tables x {args.rows} rows x {args.dim}, {args.tokens} tokens, batch {args.batch}, "
         f"threads {threads_list}, zipf {args.zipf}, workdir {workdir}")
@@ -842,7 +881,7 @@ def main():
         return
     print()
     print(f"{args.tables} tables x {args.rows} rows x {args.dim}, {args.tokens} tokens, batch {args.batch}, "
-          f"{'uniform' if args.zipf is None else f'zipf {args.zipf}'} ids; {machine['cpus']} CPUs, THP {machine['transparent_hugepage']}")
+          f"{'uniform' if args.zipf is None else f'zipf {args.zipf}'} ids; {machine['cpus']} CPUs, THP {machine['transparent_hugepage']}; {cpu_name()}")
     print(f"{'scheme':6s} {'T':>2s}  {'engine':11s} {'rows/s':>14s} {'tokens/s':>12s} {'folio/x':>8s}  note")
     for r in rows_out:
         d = r["detail"]
