@@ -134,4 +134,20 @@ import Folio
         let b = try folio("perplexity", m, s.file("bad.txt"), "--token-ids")
         #expect(b.status == 1 && b.stderr.split(separator: "\n").count == 1, "\(b.stderr)")
     }
+
+    /// run, embed and perplexity on a checkpoint that is not Folio (or a folder) say to convert
+    /// it first, in one line with exit 1.
+    @Test func foreignFilesAreToldToConvert() throws {
+        let s = Scratch()
+        try "1 2".write(toFile: s.file("ids.txt"), atomically: true, encoding: .utf8)
+        let st = Self.fixtures + "/tiny-llama/model.safetensors"
+        for args in [["run", st, "--tokens", "1"], ["embed", st, "--text", "a"], ["perplexity", st, s.file("ids.txt"), "--token-ids"],
+                     ["run", Self.fixtures + "/tiny-llama", "--tokens", "1"]] {
+            let r = try folio(args)
+            #expect(r.status == 1 && r.stderr.split(separator: "\n").count == 1, "\(args): \(r.stderr)")
+            #expect(r.stderr.contains("convert it") && r.stderr.contains("folio convert"), "\(args): \(r.stderr)")
+        }
+        let r = try folio(["run", st, "--tokens", "1"])
+        #expect(r.stderr.contains("safetensors file"))
+    }
 }

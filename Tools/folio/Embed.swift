@@ -31,6 +31,7 @@ struct Embed: ParsableCommand {
             all += text.split(separator: "\n", omittingEmptySubsequences: false).map(String.init).filter { !$0.isEmpty }
         }
         let t0 = FileSystem.monotonicSeconds()
+        try requireFolioModel(model)
         let embedder = model.hasSuffix(FolioSharding.indexSuffix)
             ? try SentenceEmbedder(source: try FolioIndex(path: model)) : try SentenceEmbedder(path: model)
         let t1 = FileSystem.monotonicSeconds()

@@ -105,3 +105,27 @@ final class Progress {
         if done == total { FileSystem.writeStderr("\n") }
     }
 }
+
+/// `run`, `embed` and `perplexity` read Folio files: a model folder or a checkpoint in
+/// another format gets one line saying how to convert it, instead of a format error.
+func requireFolioModel(_ path: String) throws {
+    if path.hasSuffix(FolioSharding.indexSuffix) { return }
+    if FileSystem.isDirectory(path) {
+        throw CLIError("\(path) is a folder; convert it to Folio first: folio convert \(path) model.folio")
+    }
+    guard let h = FileHandle(forReadingAtPath: path) else { return }  // the reader names what is wrong
+    defer { try? h.close() }
+    let head = [UInt8]((try? h.read(upToCount: 16)) ?? Data())
+    if head.starts(with: FolioFormat.magic) { return }
+    var kind: String? = nil
+    if head.starts(with: Array("GGUF".utf8)) { kind = "GGUF" }
+    else if head.starts(with: [0x50, 0x4B, 0x03, 0x04]) { kind = "PyTorch (zip)" }
+    else if head.starts(with: [0x93] + Array("NUMPY".utf8)) { kind = "NumPy" }
+    else if head.count >= 9, head[8] == UInt8(ascii: "{") { kind = "safetensors" }
+    else if path.hasSuffix(".safetensors") || path.hasSuffix(".gguf") || path.hasSuffix(".bin") || path.hasSuffix(".pt") || path.hasSuffix(".pth") || path.hasSuffix(".npy") || path.hasSuffix(".npz") {
+        kind = String(path.split(separator: ".").last ?? "")
+    }
+    if let kind {
+        throw CLIError("\(path) is a \(kind) file, not Folio; convert it first: folio convert \(path) model.folio")
+    }
+}

@@ -26,6 +26,7 @@ struct Perplexity: ParsableCommand {
 
     func run() throws {
         if let threads { Inference.setThreads(threads) }
+        try requireFolioModel(model)
         let g = model.hasSuffix(FolioSharding.indexSuffix) ? try TextGenerator(source: try FolioIndex(path: model), semantics: semantics)
             : try TextGenerator(path: model, semantics: semantics)
         let bytes = try FileSystem.read(file)

@@ -45,6 +45,7 @@ struct Run: ParsableCommand {
 
     func run() throws {
         if let threads { Inference.setThreads(threads) }
+        try requireFolioModel(model)
         let t0 = FileSystem.monotonicSeconds()
         let generator: TextGenerator
         if model.hasSuffix(FolioSharding.indexSuffix) {
