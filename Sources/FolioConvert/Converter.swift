@@ -1,3 +1,4 @@
+import Foundation
 import Folio
 
 /// What happened to one tensor during a conversion.
@@ -34,6 +35,30 @@ public struct Converter {
         let checkpoint = try Checkpoint.open(src, keepQuantized: options.keepQuantized)
         if dst.hasSuffix(".folio") { return try writeFolio(checkpoint, to: dst) }
         if dst.hasSuffix(".safetensors") { return try writeSafetensors(checkpoint, to: dst) }
-        throw ConvertError.badOption("destination '\(dst)' must end in .folio or .safetensors")
+        if dst.hasSuffix("/") || FileSystem.isDirectory(dst) { return try writeFolder(checkpoint, to: dst) }
+        throw ConvertError.badOption("destination '\(dst)' must end in .folio, .safetensors or / (a Hugging Face folder)")
+    }
+
+    /// A Hugging Face model folder: the tensors as `model.safetensors` (or shards with an
+    /// index, under --max-shard-size), and every file the source carries (config.json,
+    /// generation_config.json, tokenizer files, sentence-transformers module folders) beside
+    /// them, each written atomically.
+    func writeFolder(_ c: Checkpoint, to dst: String) throws -> [TensorReport] {
+        let dir = dst.hasSuffix("/") ? String(dst.dropLast()) : dst
+        for f in c.files {
+            let parts = f.name.split(separator: "/", omittingEmptySubsequences: false)
+            guard !f.name.hasPrefix("/"), !parts.contains(where: { $0.isEmpty || $0 == "." || $0 == ".." }) else {
+                throw ConvertError.badFile(file: c.path, reason: "carried file name '\(f.name)' would be written outside the folder")
+            }
+        }
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let reports = try writeSafetensors(c, to: dir + "/model.safetensors")
+        for f in c.files {
+            let path = dir + "/" + f.name
+            let parent = (path as NSString).deletingLastPathComponent
+            try FileManager.default.createDirectory(atPath: parent, withIntermediateDirectories: true)
+            try FileSystem.writeAtomically(path, f.bytes)
+        }
+        return reports
     }
 }

@@ -10,7 +10,7 @@ struct Convert: ParsableCommand {
         or sharded model-*.safetensors and model.safetensors.index.json, or pytorch_model*.bin), \
         a .gguf file, a PyTorch .bin/.pt/.pth file, a NumPy .npy/.npz file, or a .folio file \
         or sharded index (.folio.index.json).
-        DST: ends in .folio (Folio) or .safetensors (quantized tensors are dequantized to float32).
+        DST: ends in .folio (Folio), .safetensors (quantized tensors are dequantized to float32) or / (a Hugging Face model folder: model.safetensors and every carried file: config, tokenizer, generation and sentence-transformers files).
         Schemes: f32, f16, bf16, int8, int8/gN, int4 (= int4/g32), int4/gN, affine8/gN; N in 32, 64, 128, 256.
         """)
 
@@ -33,8 +33,8 @@ struct Convert: ParsableCommand {
         guard pageSize >= 4096, pageSize <= 1 << 26, pageSize & (pageSize - 1) == 0 else {
             throw ValidationError("--page-size \(pageSize) must be a power of two between 4096 and 67108864")
         }
-        guard dst.hasSuffix(".folio") || dst.hasSuffix(".safetensors") else {
-            throw ValidationError("DST '\(dst)' must end in .folio or .safetensors")
+        guard dst.hasSuffix(".folio") || dst.hasSuffix(".safetensors") || dst.hasSuffix("/") || FileSystem.isDirectory(dst) else {
+            throw ValidationError("DST '\(dst)' must end in .folio, .safetensors or / (a Hugging Face model folder)")
         }
         if let c = compress {
             guard CompressionOptions.parse(c) != nil else {
