@@ -150,4 +150,16 @@ import Folio
         let r = try folio(["run", st, "--tokens", "1"])
         #expect(r.stderr.contains("safetensors file"))
     }
+
+    /// `bench tables --json` is one JSON document; text reports name the error `max_abs_error`
+    /// as the JSON does.
+    @Test func benchTablesJSONAndOneErrorName() throws {
+        let s = Scratch()
+        let r = try folio("bench", "tables", s.file("t.folio"), "--tables", "2", "--rows", "100", "--dim", "64", "--scheme", "int8", "--json")
+        #expect(r.status == 0, "\(r.stderr)")
+        let doc = try #require(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])
+        #expect(doc["tables"] as? Int == 2 && doc["scheme"] as? String == "int8" && (doc["bytes"] as? Int ?? 0) > 0)
+        let c = try folio("convert", s.file("t.folio"), s.file("q.folio"), "--quantize", "*=int4/g32")
+        #expect(c.status == 0 && c.stdout.contains("max_abs_error ") && !c.stdout.contains("max_abs "), "\(c.stdout)")
+    }
 }

@@ -17,6 +17,7 @@ struct Bench: ParsableCommand {
         @Option(help: "Scheme (f32, f16, bf16, int8, int8/gN, int4, int4/gN, affine8/gN).") var scheme: String
         @Option(help: "Random seed.") var seed: UInt64 = 0
         @Option(help: "Page size in bytes.") var pageSize: Int = 4096
+        @Flag(help: "Print one JSON document: the file, its tables, scheme, bytes and seconds.") var json = false
 
         func run() throws {
             let enc = try ConversionOptions.parseScheme(scheme, option: "--scheme")
@@ -25,7 +26,14 @@ struct Bench: ParsableCommand {
             try SyntheticTables.write(path: out, tables: tables, rows: rows, dim: dim, scheme: enc, seed: seed, pageSize: pageSize,
                                       progress: { progress.update($0, $1) })
             let size = try FileSystem.size(out)
-            emit("wrote \(out): \(tables) tables of \(rows) x \(dim) \(enc.name), \(size) bytes in \(fmt(FileSystem.monotonicSeconds() - t0, 2)) s")
+            let seconds = FileSystem.monotonicSeconds() - t0
+            if json {
+                emit(JSONValue.object([("file", .string(out)), ("tables", .int(tables)), ("rows", .int(rows)), ("dim", .int(dim)),
+                                       ("scheme", .string(enc.name)), ("page_size", .int(pageSize)), ("seed", .int(seed)),
+                                       ("bytes", .int(size)), ("seconds", .double(seconds))]).serialized())
+            } else {
+                emit("wrote \(out): \(tables) tables of \(rows) x \(dim) \(enc.name), \(size) bytes in \(fmt(seconds, 2)) s")
+            }
         }
     }
 

@@ -95,7 +95,7 @@ struct Convert: ParsableCommand {
             let quantized = reports.filter { $0.error != nil }
             for r in quantized {
                 let e = r.error!
-                emit("\(r.name): \(r.sourceDType) -> \(r.scheme)  rmse \(fmt(e.rmse))  max_abs \(fmt(e.maxAbsError))  cosine \(fmt(e.cosine, 6))")
+                emit("\(r.name): \(r.sourceDType) -> \(r.scheme)  rmse \(fmt(e.rmse))  max_abs_error \(fmt(e.maxAbsError))  cosine \(fmt(e.cosine, 6))")
             }
             var written = dst
             if options.maxShardSize != nil {

@@ -28,7 +28,7 @@ struct Diff: ParsableCommand {
         }
         for t in d.common {
             if let e = t.stats {
-                emit("\(t.name): rmse \(fmt(e.rmse))  max_abs \(fmt(e.maxAbsError))  cosine \(fmt(e.cosine, 6))")
+                emit("\(t.name): rmse \(fmt(e.rmse))  max_abs_error \(fmt(e.maxAbsError))  cosine \(fmt(e.cosine, 6))")
             } else {
                 emit("\(t.name): shape \(t.shapeA) vs \(t.shapeB)")
             }
