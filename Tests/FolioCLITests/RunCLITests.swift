@@ -161,5 +161,9 @@ import Folio
         #expect(doc["tables"] as? Int == 2 && doc["scheme"] as? String == "int8" && (doc["bytes"] as? Int ?? 0) > 0)
         let c = try folio("convert", s.file("t.folio"), s.file("q.folio"), "--quantize", "*=int4/g32")
         #expect(c.status == 0 && c.stdout.contains("max_abs_error ") && !c.stdout.contains("max_abs "), "\(c.stdout)")
+        // A --quantize rule that matches nothing is said on stderr (the conversion still succeeds).
+        let u = try folio("convert", s.file("t.folio"), s.file("u.folio"), "--quantize", "no.such.*=int8", "--quantize", "*=bf16")
+        #expect(u.status == 0 && u.stderr.contains("--quantize 'no.such.*=int8' matched no tensor"), "\(u.stderr)")
+        #expect(!u.stderr.contains("'*=bf16'"))
     }
 }

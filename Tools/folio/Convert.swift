@@ -72,6 +72,10 @@ struct Convert: ParsableCommand {
             reports = try converter.convert(from: src, to: dst)
         }
         let seconds = FileSystem.monotonicSeconds() - start
+        // A rule that matches no tensor is most likely a typo in its glob: said on stderr.
+        for (rule, parsed) in zip(quantize, options.rules) where !reports.contains(where: { parsed.0.matches($0.name) }) {
+            FileSystem.writeStderr("folio: note: --quantize '\(rule)' matched no tensor of \(src)\n")
+        }
         let bytesIn = reports.reduce(0) { $0 + $1.bytesIn }, bytesOut = reports.reduce(0) { $0 + $1.bytesOut }
         if json {
             let tensors: [JSONValue] = reports.map { r in
