@@ -42,7 +42,8 @@ public struct Converter {
     /// A Hugging Face model folder: the tensors as `model.safetensors` (or shards with an
     /// index, under --max-shard-size), and every file the source carries (config.json,
     /// generation_config.json, tokenizer files, sentence-transformers module folders) beside
-    /// them, each written atomically.
+    /// them, each file written atomically (weight files of an earlier export in the folder
+    /// are removed first; other files are replaced when carried again).
     func writeFolder(_ c: Checkpoint, to dst: String) throws -> [TensorReport] {
         let dir = dst.hasSuffix("/") ? String(dst.dropLast()) : dst
         for f in c.files {
@@ -51,7 +52,17 @@ public struct Converter {
                 throw ConvertError.badFile(file: c.path, reason: "carried file name '\(f.name)' would be written outside the folder")
             }
         }
+        func isWeights(_ name: String) -> Bool {
+            name.hasPrefix("model.safetensors") || (name.hasPrefix("model-") && name.hasSuffix(".safetensors"))
+        }
+        if let clash = c.files.first(where: { isWeights($0.name) }) {
+            throw ConvertError.badFile(file: c.path, reason: "carried file '\(clash.name)' has the name of the folder's weights")
+        }
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        // Weights of an earlier export would be loaded instead of (or beside) these: removed first.
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? [] where isWeights(name) {
+            try FileManager.default.removeItem(atPath: dir + "/" + name)
+        }
         let reports = try writeSafetensors(c, to: dir + "/model.safetensors")
         for f in c.files {
             let path = dir + "/" + f.name

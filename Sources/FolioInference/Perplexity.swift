@@ -7,7 +7,7 @@ import Foundation
 /// from the logits of the position before it.
 public struct PerplexityResult: Sendable {
     public var tokens: Int
-    /// Tokens scored (tokens - 1).
+    /// Tokens scored (tokens - 1 when windows overlap; each window's first token is context only otherwise).
     public var scored: Int
     /// Sum of -log p over the scored tokens, in nats.
     public var totalNLL: Double

@@ -40,8 +40,8 @@ struct SpeculativeDecoding {
             guard draft.vocabSize == target.vocabSize else {
                 throw InferenceError.badInput("the draft model \(draft.path) has \(draft.vocabSize) tokens, the model \(target.vocabSize): they must share one vocabulary")
             }
-            guard prompt.count + o.maxTokens + k <= draft.positionLimit else {
-                throw InferenceError.badInput("the draft model \(draft.path) allows \(draft.positionLimit) positions; the prompt and new tokens need \(prompt.count + o.maxTokens + k)")
+            guard prompt.count + o.maxTokens <= draft.positionLimit else {
+                throw InferenceError.badInput("the draft model \(draft.path) allows \(draft.positionLimit) positions; the prompt and new tokens need \(prompt.count + o.maxTokens)")
             }
             draftSession = draft.model.startSession()
             draftSampler = Sampler(temperature: o.temperature, topP: o.topP, seed: o.seed ^ 0x5EED_D4AF_7000_0001, topK: o.topK, minP: o.minP)
@@ -59,15 +59,22 @@ struct SpeculativeDecoding {
         let vocab = target.vocabSize
         let pending = sequence.last!
         let room = target.positionLimit - (sequence.count + 1)
+        // A pass over the last token and the proposals stays within the rows that go through
+        // the matrix-vector kernels, as a single token does: the same arithmetic, so greedy
+        // verification picks exactly the tokens plain decoding picks.
+        let perPass = Math.vectorRows - 1
         // Proposals, and for sampling the draft's distribution of each.
         var proposals: [Int32] = []
         var draftDistributions: [[Int: Double]] = []
         switch drafter {
         case let .model(_, k):
-            let count = min(k, remaining - 1, room)
+            let count = min(k, remaining - 1, room, perPass)
             if count > 0, let draft = draftSession {
-                if draftFed < sequence.count - 1 {
-                    _ = try draft.forward(Array(sequence[draftFed..<(sequence.count - 1)]), allLogits: false)
+                // The draft catches up in prefill-sized chunks (attention scores are [chunk, positions]).
+                while draftFed < sequence.count - 1 {
+                    let upto = min(sequence.count - 1, draftFed + TextGenerator.prefillChunk)
+                    _ = try draft.forward(Array(sequence[draftFed..<upto]), allLogits: false)
+                    draftFed = upto
                 }
                 var input = pending
                 for _ in 0..<count {
@@ -86,7 +93,7 @@ struct SpeculativeDecoding {
                 draftFed = sequence.count + count - 1
             }
         case let .lookup(k):
-            proposals = Self.lookup(sequence, count: min(k, remaining - 1, room))
+            proposals = Self.lookup(sequence, count: min(k, remaining - 1, room, perPass))
             draftDistributions = proposals.map { [Int($0): 1] }
         }
         let rows = try session.forward([pending] + proposals, allLogits: true)

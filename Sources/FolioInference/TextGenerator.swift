@@ -225,6 +225,11 @@ public final class TextGenerator: @unchecked Sendable {
         if let tokenizer {
             let textTokens = result.finishReason == "eos" ? Array(result.tokens.dropLast()) : result.tokens
             let bytes = tokenizer.decodeBytes(textTokens, skipSpecialTokens: false)
+            // Byte-fallback tokens held back from the stop search settle only now.
+            if end == nil, let cut = Self.firstStop(stops, in: bytes, from: max(0, shown - (stops.map(\.count).max() ?? 0))) {
+                end = cut
+                result.finishReason = "stop"
+            }
             let final = end.map { Array(bytes[..<$0]) } ?? bytes
             if let onText, final.count > shown { onText(String(decoding: final[shown...], as: UTF8.self)) }
             result.text = String(decoding: final, as: UTF8.self)

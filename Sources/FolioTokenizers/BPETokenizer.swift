@@ -909,7 +909,7 @@ struct AddedVocabulary: Sendable {
 
     /// `normalize` maps a normalized token's content to the pattern it is found by (the
     /// normalizer's output for it, as the library's normalized cache holds).
-    init(_ tokens: [AddedToken], vocab: [[UInt8]: Int32], normalize: ([UInt8]) -> [UInt8], file: String) throws {
+    init(_ tokens: [AddedToken], vocab: [[UInt8]: Int32], modelSize: Int? = nil, normalize: ([UInt8]) -> [UInt8], file: String) throws {
         var specialList: [AddedToken] = []
         var specialSet = Set<[UInt8]>()
         for t in tokens where t.special && !t.content.isEmpty && !specialSet.contains(t.content) {
@@ -921,7 +921,9 @@ struct AddedVocabulary: Sendable {
         var seen = Set<AddedToken>()
         var classic: [AddedToken] = []
         var maxAdded: Int? = nil
-        let vocabCount = vocab.count
+        // The library numbers added tokens after the model's vocabulary size (a Unigram list
+        // with a repeated piece has more ids than distinct pieces).
+        let vocabCount = modelSize ?? vocab.count
         for (i, t) in tokens.enumerated() {
             if t.content.isEmpty || seen.contains(t) { continue }
             let id: Int

@@ -72,7 +72,7 @@ public final class SentencePieceTokenizer: TextTokenizer, @unchecked Sendable {
             }
         }
         let normalize = { (b: [UInt8]) in NormalizerStep.apply(normalizers, to: b) }
-        added = try AddedVocabulary(addedTokens, vocab: vocab, normalize: normalize, file: file)
+        added = try AddedVocabulary(addedTokens, vocab: vocab, modelSize: pieces.count, normalize: normalize, file: file)
         templates = try BPETokenizer.readPostProcessor(doc["post_processor"], field: "post_processor", file: file)
         bosID = BPETokenizer.leadingID(templates)
         decoders = try DecoderStep.read(doc["decoder"], field: "decoder", file: file)
@@ -293,6 +293,8 @@ struct UnigramModel: Sendable {
     let unkID: Int32?
     let unkScore: Double
     let maxPieceBytes: Int
+    /// The longest piece starting with each byte (0: none), bounding the search at a position.
+    let longestFrom: [Int]
     let byteIDs: [Int32]?
 
     init(_ m: JSONValue, file: String) throws {
@@ -320,6 +322,9 @@ struct UnigramModel: Sendable {
         }
         unkScore = scores.min()! - 10
         maxPieceBytes = pieces.map(\.count).max() ?? 1
+        var longest = [Int](repeating: 0, count: 256)
+        for p in pieces where !p.isEmpty { longest[Int(p[0])] = max(longest[Int(p[0])], p.count) }
+        longestFrom = longest
         if try BPETokenizer.bool(m["byte_fallback"], default: false, { bad("model.byte_fallback", "expected true or false") }) {
             byteIDs = (0..<256).map { b in ids[Array(String(format: "<0x%02X>", b).utf8)] ?? -1 }
         } else {
@@ -344,7 +349,7 @@ struct UnigramModel: Sendable {
             var single = false
             if reached[pos] {
                 var end = pos + 1
-                while end <= min(n, pos + maxPieceBytes) {
+                while end <= min(n, pos + longestFrom[Int(s[pos])]) {
                     if end == n || s[end] & 0xC0 != 0x80, let id = ids[Array(s[pos..<end])] {
                         let cand = score[pos] + scores[Int(id)]
                         if !reached[end] || cand > score[end] {
@@ -488,11 +493,12 @@ enum NormalizerStep: Sendable {
         case let .replaceLeadingMeta(content):
             return s.starts(with: Self.metaspace) ? content + s[Self.metaspace.count...] : s
         case let .strip(left, right):
-            var scalars = Array(String(decoding: s, as: UTF8.self).unicodeScalars)
-            if left { while let f = scalars.first, f.properties.isWhitespace { scalars.removeFirst() } }
-            if right { while let l = scalars.last, l.properties.isWhitespace { scalars.removeLast() } }
+            let scalars = Array(String(decoding: s, as: UTF8.self).unicodeScalars)
+            var a = 0, b = scalars.count
+            if left { while a < b, scalars[a].properties.isWhitespace { a += 1 } }
+            if right { while b > a, scalars[b - 1].properties.isWhitespace { b -= 1 } }
             var out: [UInt8] = []
-            for u in scalars { out.append(contentsOf: u.utf8) }
+            for u in scalars[a..<b] { out.append(contentsOf: u.utf8) }
             return out
         case let .precompiled(map): return map.normalize(s)
         case .nfc: return Array(String(decoding: s, as: UTF8.self).precomposedStringWithCanonicalMapping.utf8)
@@ -710,9 +716,10 @@ enum DecoderStep: Sendable {
             return [tokens.flatMap { $0 }]
         case let .strip(content, start, stop):
             return tokens.map { t in
-                var a = 0, b = t.count
-                for _ in 0..<start where b - a >= content.count && t[a..<(a + content.count)].elementsEqual(content) { a += content.count }
-                for _ in 0..<stop where b - a >= content.count && t[(b - content.count)..<b].elementsEqual(content) { b -= content.count }
+                var a = 0, b = t.count, n = 0
+                while n < start, b - a >= content.count, t[a..<(a + content.count)].elementsEqual(content) { a += content.count; n += 1 }
+                n = 0
+                while n < stop, b - a >= content.count, t[(b - content.count)..<b].elementsEqual(content) { b -= content.count; n += 1 }
                 return Array(t[a..<b])
             }
         case let .metaspace(replacement, scheme):

@@ -145,9 +145,12 @@ public final class WordPieceTokenizer: TextTokenizer, @unchecked Sendable {
     /// space, then transformers' clean-up of spaces before punctuation and contractions.
     public func decode(_ ids: [Int32], skipSpecialTokens: Bool = false) -> String {
         var out = ""
+        var index = 0
         for id in ids {
             guard let t = tokenByID[id], !(skipSpecialTokens && special.contains(id)) else { continue }
-            if t.hasPrefix(continuingPrefix) { out += t.dropFirst(continuingPrefix.count) } else { out += out.isEmpty ? t : " " + t }
+            // As the library's WordPiece decoder: the prefix is joined on from the second token on.
+            if index > 0 && t.hasPrefix(continuingPrefix) { out += t.dropFirst(continuingPrefix.count) } else { out += index == 0 ? t : " " + t }
+            index += 1
         }
         for (a, b) in [(" .", "."), (" ?", "?"), (" !", "!"), (" ,", ","), (" ' ", "'"), (" n't", "n't"), (" 'm", "'m"), (" 's", "'s"), (" 've", "'ve"), (" 're", "'re")] {
             out = out.replacingOccurrences(of: a, with: b)

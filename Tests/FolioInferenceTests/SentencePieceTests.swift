@@ -84,6 +84,20 @@ import FolioConvert
         #expect(Charsmap([8, 0, 0, 0, 1, 2]) == nil)
     }
 
+    /// A hostile Strip decoder (a huge start) decodes at once, and a Strip normalizer over a
+    /// long run of leading spaces is linear (both were loops over the count).
+    @Test func hostileStripCountsAreCheap() throws {
+        let base = [UInt8](try Data(contentsOf: URL(fileURLWithPath: inferenceFixture("sentencepiece/llama2/tokenizer.json"))))
+        var doc = try #require(try JSONSerialization.jsonObject(with: Data(base)) as? [String: Any])
+        doc["decoder"] = ["type": "Strip", "content": " ", "start": 4_000_000_000_000_000_000, "stop": 4_000_000_000_000_000_000]
+        doc["normalizer"] = ["type": "Sequence", "normalizers": [["type": "Strip", "strip_left": true, "strip_right": true],
+                                                                   ["type": "Replace", "pattern": ["String": " "], "content": "\u{2581}"]]]
+        let tok = try Tokenizers.load(json: [UInt8](try JSONSerialization.data(withJSONObject: doc)), file: "t.json")
+        let ids = tok.encode(String(repeating: " ", count: 200_000) + "hello", addSpecialTokens: false)
+        #expect(!ids.isEmpty)
+        #expect(tok.decode(ids, skipSpecialTokens: true).hasSuffix("hello"))
+    }
+
     /// What this reader does not implement is refused by name.
     @Test func unsupportedComponentsAreRefused() throws {
         let base = [UInt8](try Data(contentsOf: URL(fileURLWithPath: inferenceFixture("sentencepiece/gemma/tokenizer.json"))))

@@ -33,6 +33,16 @@ func loadJSON(_ rel: String) throws -> Any {
         #expect(mismatches == 0)
     }
 
+    /// The WordPiece decoder joins continuation pieces from the second token on, as the
+    /// library's does (a leading "##ing" stays as written).
+    @Test func decodeJoinsContinuationsAfterTheFirstToken() throws {
+        let json = [UInt8](try Data(contentsOf: URL(fileURLWithPath: inferenceFixture("minilm/tokenizer.json"))))
+        let tok = try WordPieceTokenizer(json: json, file: "tokenizer.json")
+        let ing = try #require(tok.id(of: "##ing")), play = try #require(tok.id(of: "play"))
+        #expect(tok.decode([ing], skipSpecialTokens: false) == "##ing")
+        #expect(tok.decode([play, ing], skipSpecialTokens: false) == "playing")
+    }
+
     @Test func nonWordPieceTokenizersAreRefused() {
         let e = #expect(throws: TokenizerError.self) {
             try WordPieceTokenizer(json: Array(#"{"model": {"type": "BPE", "vocab": {}}}"#.utf8), file: "t.json")

@@ -68,6 +68,11 @@ import FolioConvert
             _ = try Converter(options: ConversionOptions()).convert(from: inferenceFixture(fixture), to: folio)
             let out = dir.file(fixture.replacingOccurrences(of: "/", with: "_") + "-hf/")
             _ = try Converter(options: ConversionOptions()).convert(from: folio, to: out)
+            // Weights of an earlier export in the folder are removed, not left to be loaded instead.
+            try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
+            try Data([1, 2, 3]).write(to: URL(fileURLWithPath: out + "model-00001-of-00002.safetensors"))
+            _ = try Converter(options: ConversionOptions()).convert(from: folio, to: out)
+            #expect(!FileManager.default.fileExists(atPath: out + "model-00001-of-00002.safetensors"))
             for f in ["model.safetensors", check] { #expect(FileManager.default.fileExists(atPath: out + f), "\(fixture): \(f)") }
             let back = dir.file("back-" + fixture.replacingOccurrences(of: "/", with: "_") + ".folio")
             _ = try Converter(options: ConversionOptions()).convert(from: out, to: back)

@@ -44,10 +44,10 @@ struct Perplexity: ParsableCommand {
         let r = try g.perplexity(ids, window: w, stride: stride ?? max(1, w / 2))
         if json {
             var fields: [(String, JSONValue)] = [
-                ("tokens", .int(Int32(r.tokens))), ("scored", .int(Int32(r.scored))), ("mean_nll", .double(r.meanNLL)),
-                ("perplexity", .double(r.perplexity)), ("window", .int(Int32(r.window))), ("stride", .int(Int32(r.stride))),
+                ("tokens", .int(r.tokens)), ("scored", .int(r.scored)), ("mean_nll", .double(r.meanNLL)),
+                ("perplexity", .double(r.perplexity)), ("window", .int(r.window)), ("stride", .int(r.stride)),
             ]
-            if !tokenIDs { fields += [("bytes", .int(Int32(bytes.count))), ("bits_per_byte", .double(r.bitsPerByte(bytes.count)))] }
+            if !tokenIDs { fields += [("bytes", .int(bytes.count)), ("bits_per_byte", .double(r.bitsPerByte(bytes.count)))] }
             emit(JSONValue.object(fields).serialized())
         } else {
             var line = "\(r.scored) tokens scored: mean NLL \(fmt(r.meanNLL, 6)) nats, perplexity \(fmt(r.perplexity, 4))"
