@@ -153,22 +153,7 @@ public final class BPETokenizer: TextTokenizer, @unchecked Sendable {
 
         // Added tokens, with the ids the library gives them (the file's "id" is not used:
         // a token already in the vocabulary keeps its id, others follow the vocabulary).
-        var addedTokens: [AddedToken] = []
-        if let list = doc["added_tokens"], list != .null {
-            guard let items = list.arrayValue else { throw bad("added_tokens", "expected an array") }
-            for (i, item) in items.enumerated() {
-                let field = "added_tokens[\(i)]"
-                guard item.objectValue != nil, let content = item["content"]?.stringValue else {
-                    throw bad(field, "expected an object with a string 'content'")
-                }
-                func flag(_ name: String, _ d: Bool) throws -> Bool {
-                    try Self.bool(item[name], default: d) { bad("\(field).\(name)", "expected true or false") }
-                }
-                addedTokens.append(AddedToken(content: Array(content.utf8), singleWord: try flag("single_word", false),
-                                              lstrip: try flag("lstrip", false), rstrip: try flag("rstrip", false),
-                                              normalized: try flag("normalized", true), special: try flag("special", false)))
-            }
-        }
+        let addedTokens = try AddedToken.readList(doc["added_tokens"], file: file)
         let added = try AddedVocabulary(addedTokens, vocab: vocab, normalize: { nfc ? Normalizer.nfc($0) : $0 }, file: file)
         self.added = added
 
@@ -225,11 +210,7 @@ public final class BPETokenizer: TextTokenizer, @unchecked Sendable {
         return addSpecialTokens ? withSpecialTokens(ids) : ids
     }
 
-    public func withSpecialTokens(_ ids: [Int32]) -> [Int32] {
-        var out = ids
-        for t in templates { out = Self.apply(t, to: out) }
-        return out
-    }
+    public func withSpecialTokens(_ ids: [Int32]) -> [Int32] { Self.apply(templates, to: ids) }
 
     /// The text of `ids` as the library decodes it: each token's bytes (the byte alphabet
     /// mapped back), then UTF-8 with invalid sequences replaced by U+FFFD. Unknown ids are
@@ -376,6 +357,13 @@ public final class BPETokenizer: TextTokenizer, @unchecked Sendable {
     }
 
     @inline(__always) static func pairKey(_ a: Int32, _ b: Int32) -> UInt64 { UInt64(UInt32(bitPattern: a)) << 32 | UInt64(UInt32(bitPattern: b)) }
+
+    /// The post-processor's templates applied in order (the last outermost).
+    static func apply(_ templates: [[TemplatePiece]], to ids: [Int32]) -> [Int32] {
+        var out = ids
+        for t in templates { out = apply(t, to: out) }
+        return out
+    }
 
     static func apply(_ template: [TemplatePiece], to ids: [Int32]) -> [Int32] {
         var out: [Int32] = []
@@ -890,6 +878,26 @@ struct AddedToken: Hashable, Sendable {
     let rstrip: Bool
     let normalized: Bool
     let special: Bool
+
+    /// tokenizer.json's `added_tokens` (absent or null: none), with the library's defaults
+    /// (normalized true, the other flags false).
+    static func readList(_ list: JSONValue?, file: String) throws -> [AddedToken] {
+        func bad(_ field: String, _ reason: String) -> TokenizerError { .badConfig(file: file, field: field, reason: reason) }
+        guard let list, list != .null else { return [] }
+        guard let items = list.arrayValue else { throw bad("added_tokens", "expected an array") }
+        return try items.enumerated().map { i, item in
+            let field = "added_tokens[\(i)]"
+            guard item.objectValue != nil, let content = item["content"]?.stringValue else {
+                throw bad(field, "expected an object with a string 'content'")
+            }
+            func flag(_ name: String, _ d: Bool) throws -> Bool {
+                try BPETokenizer.bool(item[name], default: d) { bad("\(field).\(name)", "expected true or false") }
+            }
+            return AddedToken(content: Array(content.utf8), singleWord: try flag("single_word", false),
+                              lstrip: try flag("lstrip", false), rstrip: try flag("rstrip", false),
+                              normalized: try flag("normalized", true), special: try flag("special", false))
+        }
+    }
 }
 
 /// The library's `AddedVocabulary`: ids given as `add_tokens` gives them, and the two

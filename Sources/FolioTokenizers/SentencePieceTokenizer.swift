@@ -55,22 +55,7 @@ public final class SentencePieceTokenizer: TextTokenizer, @unchecked Sendable {
         self.normalizers = normalizers
         preTokenizers = try SentencePiecePreStep.read(doc["pre_tokenizer"], field: "pre_tokenizer", file: file)
 
-        var addedTokens: [AddedToken] = []
-        if let list = doc["added_tokens"], list != .null {
-            guard let items = list.arrayValue else { throw bad("added_tokens", "expected an array") }
-            for (i, item) in items.enumerated() {
-                let field = "added_tokens[\(i)]"
-                guard item.objectValue != nil, let content = item["content"]?.stringValue else {
-                    throw bad(field, "expected an object with a string 'content'")
-                }
-                func flag(_ name: String, _ d: Bool) throws -> Bool {
-                    try BPETokenizer.bool(item[name], default: d) { bad("\(field).\(name)", "expected true or false") }
-                }
-                addedTokens.append(AddedToken(content: Array(content.utf8), singleWord: try flag("single_word", false),
-                                              lstrip: try flag("lstrip", false), rstrip: try flag("rstrip", false),
-                                              normalized: try flag("normalized", true), special: try flag("special", false)))
-            }
-        }
+        let addedTokens = try AddedToken.readList(doc["added_tokens"], file: file)
         let normalize = { (b: [UInt8]) in NormalizerStep.apply(normalizers, to: b) }
         added = try AddedVocabulary(addedTokens, vocab: vocab, modelSize: pieces.count, normalize: normalize, file: file)
         templates = try BPETokenizer.readPostProcessor(doc["post_processor"], field: "post_processor", file: file)
@@ -129,11 +114,7 @@ public final class SentencePieceTokenizer: TextTokenizer, @unchecked Sendable {
         return addSpecialTokens ? withSpecialTokens(ids) : ids
     }
 
-    public func withSpecialTokens(_ ids: [Int32]) -> [Int32] {
-        var out = ids
-        for t in templates { out = BPETokenizer.apply(t, to: out) }
-        return out
-    }
+    public func withSpecialTokens(_ ids: [Int32]) -> [Int32] { BPETokenizer.apply(templates, to: ids) }
 
     public var specialTokensAdded: Int { withSpecialTokens([]).count }
 

@@ -135,11 +135,7 @@ public final class WordPieceTokenizer: TextTokenizer, @unchecked Sendable {
         return withSpecialTokens(ids)
     }
 
-    public func withSpecialTokens(_ ids: [Int32]) -> [Int32] {
-        var out = ids
-        for t in templates { out = BPETokenizer.apply(t, to: out) }
-        return out
-    }
+    public func withSpecialTokens(_ ids: [Int32]) -> [Int32] { BPETokenizer.apply(templates, to: ids) }
 
     /// The WordPiece decoder: continuation pieces joined to the previous one, others after a
     /// space, then transformers' clean-up of spaces before punctuation and contractions.
