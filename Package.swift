@@ -36,7 +36,7 @@ let package = Package(
             name: "Folio",
             dependencies: ["CXXHash", "CLZ4", "CZstd", "CFolioKernels"]
         ),
-        .target(name: "FolioConvert", dependencies: ["Folio", .product(name: "ZIPFoundation", package: "ZIPFoundation")]),
+        .target(name: "FolioConvert", dependencies: ["Folio", "FolioTokenizers", .product(name: "ZIPFoundation", package: "ZIPFoundation")]),
         .target(name: "FolioTokenizers", dependencies: ["Folio"]),
         .target(name: "FolioInference", dependencies: ["Folio", "FolioTokenizers", "CFolioMath", "CFolioKernels"]),
         .executableTarget(

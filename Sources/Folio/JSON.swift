@@ -133,7 +133,7 @@ public struct JSONParser {
     private mutating func parseObject(depth: Int) throws -> JSONValue {
         pos += 1
         var members: [(String, JSONValue)] = []
-        var seen = Set<String>()
+        var seen = Set<[UInt8]>()  // by bytes: String equality merges canonically equal keys
         skipWhitespace()
         if !atEnd && current == UInt8(ascii: "}") { pos += 1; return .object(members) }
         while true {
@@ -141,7 +141,7 @@ public struct JSONParser {
             guard !atEnd, current == UInt8(ascii: "\"") else { throw fail("expected a string key") }
             let keyPos = pos
             let key = try parseString()
-            if !seen.insert(key).inserted {
+            if !seen.insert(Array(key.utf8)).inserted {
                 throw JSONParseError(offset: keyPos, reason: "duplicate key \"\(key)\"")
             }
             skipWhitespace()

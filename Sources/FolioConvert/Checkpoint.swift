@@ -79,6 +79,8 @@ public struct Checkpoint: Sendable {
     public let metadata: [(String, String)]?
     /// Files carried along (config.json, tokenizer files): name and bytes.
     public let files: [(name: String, bytes: [UInt8])]
+    /// What the conversion should tell the user (a GGUF tokenizer that could not be carried).
+    public var notes: [String] = []
 
     /// Opens a `.safetensors`, `.folio` or `.gguf` file or a Hugging Face model folder.
     /// `keepQuantized` presents GGUF blocks that a Folio scheme holds without loss (Q8_0,

@@ -20,6 +20,7 @@ extension Converter {
             }
         }
         let checkpoint = try Checkpoint.open(src, keepQuantized: options.keepQuantized)
+        for n in checkpoint.notes { notice?(n) }
         var reports: [CompressionReport] = []
         let tensors = try writeFolio(checkpoint, to: dst, compression: compression, compressed: &reports)
         return (tensors, reports)

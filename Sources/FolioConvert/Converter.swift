@@ -22,6 +22,8 @@ public struct Converter {
     public let options: ConversionOptions
     /// Called with (tensors done, tensors total).
     public var progress: ((Int, Int) -> Void)?
+    /// Called with each thing about the source the user should know (a tokenizer not carried).
+    public var notice: ((String) -> Void)?
 
     public init(options: ConversionOptions, progress: ((Int, Int) -> Void)? = nil) {
         self.options = options
@@ -33,6 +35,7 @@ public struct Converter {
 
     public func convert(from src: String, to dst: String) throws -> [TensorReport] {
         let checkpoint = try Checkpoint.open(src, keepQuantized: options.keepQuantized)
+        for n in checkpoint.notes { notice?(n) }
         if dst.hasSuffix(".folio") { return try writeFolio(checkpoint, to: dst) }
         if dst.hasSuffix(".safetensors") { return try writeSafetensors(checkpoint, to: dst) }
         if dst.hasSuffix("/") || FileSystem.isDirectory(dst) { return try writeFolder(checkpoint, to: dst) }

@@ -1,4 +1,5 @@
 import Folio
+import FolioTokenizers
 
 /// A metadata value of a GGUF file.
 public indirect enum GGUFValue: Sendable {
@@ -295,7 +296,21 @@ extension Checkpoint {
             let encoding: Encoding = keep ?? .plain(t.type.plainDType ?? .f32)
             return SourceTensor(name: t.name, encoding: encoding, shape: t.shape, file: path, storage: GGUFStorage(file: f, tensor: t, keep: keep))
         }
-        let metadata = f.header.metadata.map { ("gguf." + $0.0, $0.1.json.serialized()) }
-        return Checkpoint(path: path, format: .gguf, tensors: tensors, metadata: metadata, files: [])
+        let json = f.header.metadata.map { ($0.0, $0.1.json) }
+        let metadata = json.map { ("gguf." + $0.0, $0.1.serialized()) }
+        // The tokenizer the GGUF carries, as tokenizer.json and tokenizer_config.json files;
+        // one that Folio cannot encode with exactly is not carried, and the user is told.
+        var files: [(name: String, bytes: [UInt8])] = [], notes: [String] = []
+        do {
+            if let t = try GGUFVocabulary.files(Dictionary(json, uniquingKeysWith: { a, _ in a }), file: path) {
+                _ = try Tokenizers.load(json: t.tokenizer, file: path + ":tokenizer.json")
+                files = [("tokenizer.json", t.tokenizer), ("tokenizer_config.json", t.tokenizerConfig)]
+            }
+        } catch let e as TokenizerError {
+            notes.append("the GGUF tokenizer is not carried, so run the result with --tokens: \(e)")
+        }
+        var c = Checkpoint(path: path, format: .gguf, tensors: tensors, metadata: metadata, files: files)
+        c.notes = notes
+        return c
     }
 }

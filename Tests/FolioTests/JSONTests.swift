@@ -6,6 +6,13 @@ import Testing
         #expect(throws: JSONParseError.self) { try JSONParser.parse("{\"a\":1,\"a\":2}") }
     }
 
+    /// Keys are told apart by their bytes: a vocabulary may hold "é" precomposed and
+    /// decomposed as two tokens, which Swift's String equality would call one.
+    @Test func canonicallyEqualKeysAreDistinct() throws {
+        let v = try JSONParser.parse("{\"\u{E9}\":1,\"e\u{301}\":2}")
+        #expect(v.objectValue?.count == 2)
+    }
+
     @Test func largeIntegersAreExact() throws {
         let v = try JSONParser.parse("{\"n\":18446744073709551615,\"m\":9007199254740993}")
         #expect(v["n"]?.uint64Value == UInt64.max)

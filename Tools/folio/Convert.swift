@@ -59,7 +59,8 @@ struct Convert: ParsableCommand {
             options.maxShardSize = bytes
         }
         let progress = Progress("converting")
-        let converter = Converter(options: options, progress: { progress.update($0, $1) })
+        var converter = Converter(options: options, progress: { progress.update($0, $1) })
+        converter.notice = { FileSystem.writeStderr("folio: note: \($0)\n") }
         let start = FileSystem.monotonicSeconds()
         var reports: [TensorReport]
         if let c = compress, var co = CompressionOptions.parse(c) {
