@@ -119,8 +119,10 @@ import CFolioMath
                 folio_matvec(&m, 3, rows - 2, x, act, &acc, 1)
                 folio_matrix_decode(&m, 0, rows, &decoded)
             }
-            // The quantized input: value j is d_b·q_j; |x_j - d_b·q_j| <= d_b / 2.
-            let steps = (0..<((c.cols + 31) / 32)).map { b in Double(x[(b * 32)..<min(c.cols, b * 32 + 32)].map { abs($0) }.max()!) / 32767 }
+            // The quantized input: value j is d_b·q_j; |x_j - d_b·q_j| <= d_b / 2, with
+            // d_b = max|x| / 32767 (int16 inputs) or / 32639 (int4's two int8 digits, folio_matvec.h).
+            let levels: Double = Int(c.kind) == FOLIO_ROW_INT4_GROUPS ? 32639 : 32767
+            let steps = (0..<((c.cols + 31) / 32)).map { b in Double(x[(b * 32)..<min(c.cols, b * 32 + 32)].map { abs($0) }.max()!) / levels }
             let intKind = Int(c.kind) >= FOLIO_ROW_INT8
             for r in 0..<rows {
                 let exact = zip(deq[r], x).reduce(0.0) { $0 + $1.0 * Double($1.1) }

@@ -25,14 +25,17 @@ size_t folio_act_size(size_t cols);
 /// Prepares one input vector x[cols] for folio_matvec into `act` (folio_act_size bytes,
 /// 64-byte aligned): for the integer kinds, x cut into blocks of 32 values, block b quantized
 /// to int16 as d_b = max|x| / 32767 and q = clamp(rint(x * (32767 / max|x|)), -32767, 32767)
-/// (all zero when the block is), with the block's float sum; for bfloat16, x split as
-/// hi + lo, both rounded to bfloat16 (x - hi - lo is below 2^-16 |x|).
+/// (all zero when the block is), with the block's float sum; for int4 codes, the same blocks
+/// quantized with d4_b = max|x| / 32639, q = clamp(rint(x * (32639 / max|x|)), -32639, 32639),
+/// held as two int8 digits q = 256 h + l (h and l in [-127, 127]); for
+/// bfloat16, x split as hi + lo, both rounded to bfloat16 (x - hi - lo is below 2^-16 |x|).
 void folio_act_prepare(const float *x, size_t cols, void *act);
 
 /// y[r] = (accumulate ? y[r] : 0) + row r · x for lo <= r < hi, reading every record once.
 /// float32, float16 and bfloat16 rows: float32 products (bfloat16 against hi and lo of x);
-/// int8 and int8/gN: Σ_b s · d_b · Σ q_w q_x with exact integer sums per block; int4/gN and
-/// affine8/gN add m_g · Σ_{j in g} x_j with the float sums. AVX-512 (VNNI, BF16) versions
+/// int8 and int8/gN: Σ_b s · d_b · Σ q_w q_x with exact integer sums per block; int4/gN
+/// likewise with d4_b and its q; int4/gN and affine8/gN add m_g · Σ_{j in g} x_j with
+/// the float sums. AVX-512 (VNNI, BF16) versions
 /// where the CPU has them, portable loops otherwise.
 void folio_matvec(const folio_matrix *m, size_t lo, size_t hi, const float *x, const void *act, float *y, int accumulate);
 
