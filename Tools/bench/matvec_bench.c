@@ -1,9 +1,9 @@
 /* Throughput of Folio's matrix-vector kernels (Sources/CFolioMath/matvec.c) per encoding, one
    thread, against a streaming read of the same bytes (what memory allows):
 
-     cc -O2 -I Sources/CFolioMath/include -I Sources/CFolioKernels/include \
+     clang -O2 -I Sources/CFolioMath/include -I Sources/CFolioKernels/include \
         Tools/bench/matvec_bench.c Sources/CFolioMath/matvec.c Sources/CFolioKernels/kernels.c \
-        -lm -o /tmp/matvec_bench && /tmp/matvec_bench [ROWS COLS]
+        -lm -lpthread -o /tmp/matvec_bench && /tmp/matvec_bench [ROWS COLS]   (clang: the Swift toolchain's)
 
    For each of bf16, int8/g32 and int4/g32 (and f32), a matrix of random records ROWS x COLS
    (default 8192 x 2048: 32 MiB in bf16, larger than this machine's last-level cache share, so
