@@ -308,14 +308,19 @@ VNNI static float int8_groups_row_vnni(const uint8_t *rec, size_t k, size_t grou
         /* Groups of 32: 16 blocks' scales converted and multiplied by their steps at once
            (one scalar conversion per block had cost more than the block's products). */
         float sc[16];
-        for (; b + 16 <= nb; b += 16) {
-            _mm512_storeu_ps(sc, _mm512_mul_ps(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(rec + 2 * b))), _mm512_loadu_ps(a->d + b)));
-            for (size_t i = 0; i < 16; i += 4) {
+        for (; b < nb; b += 16) {
+            /* The last (n < 16) blocks too, by masked loads: their scalar conversions had cost
+               a quarter of a 768-column row. */
+            size_t n = nb - b < 16 ? nb - b : 16, i = 0;
+            __mmask16 mn = (__mmask16)(n == 16 ? 0xFFFF : (1u << n) - 1);
+            _mm512_storeu_ps(sc, _mm512_mul_ps(_mm512_cvtph_ps(_mm256_maskz_loadu_epi16(mn, rec + 2 * b)), _mm512_maskz_loadu_ps(mn, a->d + b)));
+            for (; i + 4 <= n; i += 4) {
                 BLOCK_FMA(acc0, W8(b + i), a->q + (b + i) * BLOCK, sc[i]);
                 BLOCK_FMA(acc1, W8(b + i + 1), a->q + (b + i + 1) * BLOCK, sc[i + 1]);
                 BLOCK_FMA(acc2, W8(b + i + 2), a->q + (b + i + 2) * BLOCK, sc[i + 2]);
                 BLOCK_FMA(acc3, W8(b + i + 3), a->q + (b + i + 3) * BLOCK, sc[i + 3]);
             }
+            for (; i < n; i++) BLOCK_FMA(acc0, W8(b + i), a->q + (b + i) * BLOCK, sc[i]);
         }
     }
     for (; b + 4 <= nb; b += 4) {
