@@ -55,5 +55,8 @@ void folio_matrix_decode(const folio_matrix *m, size_t lo, size_t hi, float *out
 int folio_matvec_use_vector(int on);
 /// The bit set folio_matvec uses now.
 int folio_matvec_features(void);
+/// How far ahead (bytes) each row asks for the next records' lines: 4096, or 0 on AMD CPUs,
+/// unless FOLIO_MATVEC_PREFETCH=BYTES is set (read at load time).
+size_t folio_matvec_prefetch_bytes(void);
 
 #endif
