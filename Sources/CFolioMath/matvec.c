@@ -345,8 +345,8 @@ VNNI static inline __m512 int4_pair(const uint8_t *codes, __mmask32 bytes, const
     __m256i v = _mm256_maskz_loadu_epi8(bytes, codes);
     __m512i w = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(v, low)), _mm256_and_si256(_mm256_srli_epi16(v, 4), low), 1);
     __m512i sh = _mm512_dpbusd_epi32(_mm512_setzero_si512(), w, _mm512_loadu_si512(h));
-    __m512i sl = _mm512_dpbusd_epi32(_mm512_setzero_si512(), w, _mm512_loadu_si512(l));
-    return _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_add_epi32(_mm512_slli_epi32(sh, 8), sl)), scale, acc);
+    __m512i s = _mm512_dpbusd_epi32(_mm512_slli_epi32(sh, 8), w, _mm512_loadu_si512(l));  /* 256 Σ w h + Σ w l */
+    return _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), scale, acc);
 }
 
 VNNI static float int4_groups_row_vnni(const uint8_t *rec, size_t k, size_t group, const act_view *a) {
