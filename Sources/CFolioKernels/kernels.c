@@ -348,6 +348,25 @@ __attribute__((target("avx512f,f16c"))) static void row_int4_groups_avx512(const
     }
 }
 
+/* int8 groups with explicit AVX-512 (the compiler's vectorized loop of one 32-value group
+   at a time took a quarter of a 1B int8 prefill): s * q as the scalar code computes it. */
+__attribute__((target("avx512f,f16c"))) static void row_int8_groups_avx512(const uint8_t *rec, size_t width, size_t group, float *o, int acc) {
+    size_t groups = width / group;
+    const int8_t *c = (const int8_t *)(rec + 2 * groups);
+    for (size_t g = 0; g < groups; g++) {
+        uint16_t hs;
+        memcpy(&hs, rec + 2 * g, 2);
+        __m512 s = _mm512_set1_ps(_cvtsh_ss(hs));
+        const int8_t *cg = c + g * group;
+        float *og = o + g * group;
+        for (size_t k = 0; k < group; k += 16) {
+            __m512 r = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(cg + k)))), s);
+            if (acc) r = _mm512_add_ps(_mm512_loadu_ps(og + k), r);
+            _mm512_storeu_ps(og + k, r);
+        }
+    }
+}
+
 /* One token's rows of several tables summed with the accumulators in registers (128 columns
    at a time), the output written once. Bit for bit the per-row decoders' result: every row
    is decoded as s*q (+ m) in float32 and added in table order.
@@ -504,15 +523,21 @@ ROW_CLONES static void row_affine8_groups(const uint8_t *rec, size_t width, size
     }
 }
 
+/* One loop per kind and per store/add, so that each vectorizes: with the kind and `acc`
+   tested per value, the bf16 tiles of a 1B model's prefill spent 30 % of it here. */
+#define PLAIN_LOOP(VALUE) do { \
+        if (acc) { for (size_t j = 0; j < width; j++) o[j] += VALUE; } \
+        else { for (size_t j = 0; j < width; j++) o[j] = VALUE; } \
+    } while (0)
+static inline float f32_at(const uint8_t *p) { float v; memcpy(&v, p, 4); return v; }
+static inline float bf16_at(const uint8_t *p) { uint16_t b; memcpy(&b, p, 2); return from_bits((uint32_t)b << 16); }
+
 ROW_CLONES static void row_plain(int kind, const uint8_t *rec, size_t width, float *o, int acc) {
-    for (size_t j = 0; j < width; j++) {
-        float v;
-        if (kind == FOLIO_ROW_F32) memcpy(&v, rec + 4 * j, 4);
-        else if (kind == FOLIO_ROW_F16) v = half_to_float(rec + 2 * j);
-        else { uint16_t b; memcpy(&b, rec + 2 * j, 2); v = from_bits((uint32_t)b << 16); }
-        STORE_OR_ADD(o[j], v);
-    }
+    if (kind == FOLIO_ROW_F32) PLAIN_LOOP(f32_at(rec + 4 * j));
+    else if (kind == FOLIO_ROW_F16) PLAIN_LOOP(half_to_float(rec + 2 * j));
+    else PLAIN_LOOP(bf16_at(rec + 2 * j));
 }
+#undef PLAIN_LOOP
 
 static inline void row_int4_groups(const uint8_t *rec, size_t width, size_t group, float *o, int acc) {
 #if defined(__x86_64__) && !defined(FOLIO_NO_CLONES)
@@ -524,7 +549,11 @@ static inline void row_int4_groups(const uint8_t *rec, size_t width, size_t grou
 static inline void decode_one(int kind, size_t group, const uint8_t *rec, size_t width, float *o, int acc) {
     switch (kind) {
     case FOLIO_ROW_INT8: row_int8(rec, width, o, acc); break;
-    case FOLIO_ROW_INT8_GROUPS: row_int8_groups(rec, width, group, o, acc); break;
+    case FOLIO_ROW_INT8_GROUPS:
+#if defined(__x86_64__) && !defined(FOLIO_NO_CLONES)
+        if (atomic_load_explicit(&have_avx512, memory_order_relaxed) && group % 16 == 0) { row_int8_groups_avx512(rec, width, group, o, acc); break; }
+#endif
+        row_int8_groups(rec, width, group, o, acc); break;
     case FOLIO_ROW_INT4_GROUPS: row_int4_groups(rec, width, group, o, acc); break;
     case FOLIO_ROW_AFFINE8_GROUPS: row_affine8_groups(rec, width, group, o, acc); break;
     default: row_plain(kind, rec, width, o, acc); break;
