@@ -84,15 +84,17 @@ public struct Checkpoint: Sendable {
 
     /// Opens a `.safetensors`, `.folio` or `.gguf` file or a Hugging Face model folder.
     /// `keepQuantized` presents GGUF blocks that a Folio scheme holds without loss (Q8_0,
-    /// Q4_0, Q4_1) as that scheme instead of dequantizing them.
-    public static func open(_ path: String, keepQuantized: Bool = false) throws -> Checkpoint {
+    /// Q4_0, Q4_1) as that scheme instead of dequantizing them. `carryTokenizer` builds the
+    /// tokenizer files of a GGUF from its `tokenizer.ggml.*` keys (about a second for a
+    /// 128k vocabulary, so only a conversion asks for it; inspecting does not).
+    public static func open(_ path: String, keepQuantized: Bool = false, carryTokenizer: Bool = false) throws -> Checkpoint {
         if FileSystem.isDirectory(path) { return try openFolder(path) }
         guard FileSystem.exists(path) else { throw ConvertError.badFile(file: path, reason: "no such file or folder") }
         if path.hasSuffix(".folio") { return try openFolio(path) }
         if path.hasSuffix(FolioSharding.indexSuffix) { return try openFolioIndex(path) }
         if path.hasSuffix(".safetensors.index.json") { return try openFolder(FolioSharding.directory(of: path), index: path) }
         if path.hasSuffix(".safetensors") { return try openSafetensors(path) }
-        if path.hasSuffix(".gguf") { return try openGGUF(path, keepQuantized: keepQuantized) }
+        if path.hasSuffix(".gguf") { return try openGGUF(path, keepQuantized: keepQuantized, carryTokenizer: carryTokenizer) }
         if path.hasSuffix(".npy") || path.hasSuffix(".npz") { return try openNumPy(path) }
         if path.hasSuffix(".bin") || path.hasSuffix(".pt") || path.hasSuffix(".pth") { return try openPyTorch(path) }
         throw ConvertError.unsupported(file: path, reason: "unknown input format (expected .safetensors, .folio, .folio.index.json, .gguf, .bin/.pt/.pth, .npy/.npz or a Hugging Face model folder)")

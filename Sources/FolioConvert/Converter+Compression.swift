@@ -19,7 +19,7 @@ extension Converter {
                 return (tensors, reports)
             }
         }
-        let checkpoint = try Checkpoint.open(src, keepQuantized: options.keepQuantized)
+        let checkpoint = try Checkpoint.open(src, keepQuantized: options.keepQuantized, carryTokenizer: true)
         for n in checkpoint.notes { notice?(n) }
         var reports: [CompressionReport] = []
         let tensors = try writeFolio(checkpoint, to: dst, compression: compression, compressed: &reports)

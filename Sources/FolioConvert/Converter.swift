@@ -34,7 +34,7 @@ public struct Converter {
     static func rowsPerStep(width: Int) -> Int { Swift.max(1, (4 << 20) / Swift.max(1, width)) }
 
     public func convert(from src: String, to dst: String) throws -> [TensorReport] {
-        let checkpoint = try Checkpoint.open(src, keepQuantized: options.keepQuantized)
+        let checkpoint = try Checkpoint.open(src, keepQuantized: options.keepQuantized, carryTokenizer: true)
         for n in checkpoint.notes { notice?(n) }
         if dst.hasSuffix(".folio") { return try writeFolio(checkpoint, to: dst) }
         if dst.hasSuffix(".safetensors") { return try writeSafetensors(checkpoint, to: dst) }

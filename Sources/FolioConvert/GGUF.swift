@@ -289,7 +289,7 @@ struct GGUFStorage: TensorStorage {
 
 extension Checkpoint {
     /// Opens a GGUF file. Metadata is kept as `gguf.KEY` = the value as JSON.
-    static func openGGUF(_ path: String, keepQuantized: Bool) throws -> Checkpoint {
+    static func openGGUF(_ path: String, keepQuantized: Bool, carryTokenizer: Bool) throws -> Checkpoint {
         let f = try GGUFFile(path: path)
         let tensors = f.header.tensors.map { t -> SourceTensor in
             let keep = keepQuantized ? t.type.losslessScheme : nil
@@ -301,13 +301,15 @@ extension Checkpoint {
         // The tokenizer the GGUF carries, as tokenizer.json and tokenizer_config.json files;
         // one that Folio cannot encode with exactly is not carried, and the user is told.
         var files: [(name: String, bytes: [UInt8])] = [], notes: [String] = []
-        do {
-            if let t = try GGUFVocabulary.files(Dictionary(json, uniquingKeysWith: { a, _ in a }), file: path) {
-                _ = try Tokenizers.load(json: t.tokenizer, file: path + ":tokenizer.json")
-                files = [("tokenizer.json", t.tokenizer), ("tokenizer_config.json", t.tokenizerConfig)]
+        if carryTokenizer {
+            do {
+                if let t = try GGUFVocabulary.files(Dictionary(json, uniquingKeysWith: { a, _ in a }), file: path) {
+                    _ = try Tokenizers.load(json: t.tokenizer, file: path + ":tokenizer.json")
+                    files = [("tokenizer.json", t.tokenizer), ("tokenizer_config.json", t.tokenizerConfig)]
+                }
+            } catch let e as TokenizerError {
+                notes.append("the GGUF tokenizer is not carried, so run the result with --tokens: \(e)")
             }
-        } catch let e as TokenizerError {
-            notes.append("the GGUF tokenizer is not carried, so run the result with --tokens: \(e)")
         }
         var c = Checkpoint(path: path, format: .gguf, tensors: tensors, metadata: metadata, files: files)
         c.notes = notes

@@ -14,7 +14,7 @@ import FolioTokenizers
     static let cases: JSONValue = try! JSONParser.parse(Array(try! Data(contentsOf: URL(fileURLWithPath: inferenceFixture("gguf-tokenizer/cases.json")))))
 
     func carried(_ name: String) throws -> (tokenizer: any TextTokenizer, config: JSONValue) {
-        let c = try Checkpoint.open(inferenceFixture("gguf-tokenizer/\(name).gguf"))
+        let c = try Checkpoint.open(inferenceFixture("gguf-tokenizer/\(name).gguf"), carryTokenizer: true)
         #expect(c.notes.isEmpty, "\(c.notes)")
         let tok = try #require(c.files.first { $0.name == "tokenizer.json" }?.bytes)
         let config = try #require(c.files.first { $0.name == "tokenizer_config.json" }?.bytes)

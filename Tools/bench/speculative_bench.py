@@ -11,18 +11,12 @@ time summed over the prompts), and checks that every output equals plain greedy 
 """
 import argparse
 import json
-import platform
+import os
 import subprocess
+import sys
 
-
-def cpu_model():
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor()
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from lookups_bench import cpu_name as cpu_model  # noqa: E402  (the same /proc/cpuinfo reading)
 
 
 def run(folio, model, ids, max_tokens, threads, extra):
