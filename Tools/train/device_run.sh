@@ -6,6 +6,11 @@
 #                                           compiled training step (tokens/s)
 #   bash Tools/train/device_run.sh ngram    train the n-gram model, export, pack
 #   bash Tools/train/device_run.sh twin     train the twin, export, pack
+#   bash Tools/train/device_run.sh ngram-wide | twin-wide   the wide pair (model.py), the
+#                                           same way; FIRST_PIECES=N sends only the first N
+#                                           pieces of the (gzip) tar, and
+#   bash Tools/train/device_run.sh pieces MODEL FIRST COUNT  sends the rest in a later call
+#                                           on the same (warm) machine
 #
 # Data (corpus, tokenizer, token arrays) and the inductor cache live in $WORK (default
 # Tools/train/work, git-ignored), which survives between calls while the machine stays
@@ -25,7 +30,8 @@
 #          Face folder with bf16 model.safetensors), ngram_train_log.jsonl,
 #          summary_ngram.json, val_prompts.json
 #   twin:  the same with twin
-#   Reassemble: cat ngram.tar.* | tar -x   (gives ngram/)
+#   Reassemble: cat ngram.tar.* | tar -x   (gives ngram/);
+#   cat ngram-wide.tar.gz.* | tar -xz   (gives ngram-wide/)
 #
 # CPU test with tiny settings (what was run locally before the device calls):
 #   OUT=/tmp/out TINY=1 bash Tools/train/device_run.sh prep   (then ngram, twin)
@@ -63,22 +69,47 @@ prep_data() {
   echo "{\"prep_seconds\": {\"corpus\": $((t1 - t)), \"tokenizer\": $((t2 - t1))}}"
 }
 
-train_one() {  # $1 = ngram | twin
-  local kind=$1 run=$RUNS/$1
+train_one() {  # $1 = ngram | twin | ngram-wide | twin-wide
+  local model=$1 kind=${1%-wide} run=$RUNS/$1
   prep_data
   local used=$(( $(date +%s) - T0 ))
   local minutes=${MINUTES:-$($PY -c "print(round(max(0.5, ${CALL_MINUTES:-9.0} - $used / 60 - ${RESERVE_MINUTES:-1.5}), 2))")}
-  echo "training $kind for $minutes minutes (call used ${used}s so far)"
-  rm -rf "$run"; mkdir -p "$run"
+  echo "training $model for $minutes minutes (call used ${used}s so far)"
+  rm -rf "$run"; mkdir -p "$run/pieces"
+  local name=$kind
+  [ "$model" != "$kind" ] && name=$model
   # the log is written straight into $OUT, so that it comes back even if the call is cut off
-  $PY Tools/train/train.py --model "$kind$SUFFIX" --data "$DATA" --out "$run" --minutes "$minutes" \
-    --log "$OUT/${kind}_train_log.jsonl" $TRAIN_ARGS | grep -v '"summary"'
-  (cd "$run" && tar -cf "$kind.tar" "$kind" && split -b 15M -d "$kind.tar" "$OUT/$kind.tar." && rm "$kind.tar")
-  cp "$run/summary_$kind.json" "$run/val_prompts.json" "$OUT/"
+  local cfg=$model$SUFFIX
+  [ -n "$SUFFIX" ] && cfg=$kind$SUFFIX   # the tiny CPU test of a wide model runs the tiny config
+  $PY Tools/train/train.py --model "$cfg" --data "$DATA" --out "$run" --minutes "$minutes" \
+    --log "$OUT/${name}_train_log.jsonl" $TRAIN_ARGS | grep -v '"summary"'
+  # 15 MiB pieces of one tar; a wide model's (gzip -1) is more than one call can bring
+  # back (64 MiB), so only the first FIRST_PIECES (default all) go out now, the rest with `pieces`
+  if [ "$model" = "$kind" ]; then
+    (cd "$run" && tar -cf - "$kind" | split -b 15M -d - "pieces/$name.tar.")
+  else
+    (cd "$run" && mv "$kind" "$name" && tar -cf - "$name" | gzip -1 | split -b 15M -d - "pieces/$name.tar.gz.")
+  fi
+  local i=0
+  for f in "$run"/pieces/*; do
+    if [ "$i" -lt "${FIRST_PIECES:-99}" ]; then cp "$f" "$OUT/"; fi
+    i=$((i + 1))
+  done
+  cp "$run/summary_$kind.json" "$OUT/summary_$name.json"
+  cp "$run/val_prompts.json" "$OUT/"
   echo "summary: $($PY -c 'import json,sys; print(json.dumps(json.load(open(sys.argv[1]))))' "$run/summary_$kind.json")"
   $PY -c "import json; d=json.load(open('$DATA/tokens.json')); print('data: tokenizer', d['tokenizer_sha256'][:16], 'train', d['train']['sha256'][:16], 'val', d['val']['sha256'][:16])"
-  ls -l "$OUT"
+  ls -l "$run/pieces" "$OUT"
   echo "call seconds: $(( $(date +%s) - T0 ))"
+}
+
+pieces() {  # $1 = model, $2 = index of the first piece to bring back (0-based), $3 = how many
+  local i=0
+  for f in "$RUNS/$1"/pieces/*; do
+    if [ "$i" -ge "$2" ] && [ "$i" -lt $(($2 + $3)) ]; then cp "$f" "$OUT/"; fi
+    i=$((i + 1))
+  done
+  ls -l "$OUT"
 }
 
 case "${1:-}" in
@@ -95,6 +126,7 @@ case "${1:-}" in
     ls -l "$OUT"
     echo "call seconds: $(( $(date +%s) - T0 ))"
     ;;
-  ngram|twin) train_one "$1" ;;
-  *) echo "usage: device_run.sh prep|ngram|twin" >&2; exit 2 ;;
+  ngram|twin|ngram-wide|twin-wide) train_one "$1" ;;
+  pieces) pieces "$2" "$3" "$4" ;;
+  *) echo "usage: device_run.sh prep|ngram|twin|ngram-wide|twin-wide | pieces MODEL FIRST COUNT" >&2; exit 2 ;;
 esac

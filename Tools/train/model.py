@@ -73,7 +73,19 @@ NGRAM_TINY = dict(NGRAM, vocab_size=8192, hidden_size=48, num_layers=2, num_atte
                   expert_ffn_hidden_size=32, n_routed_experts=3, zero_expert_num=2, moe_topk=2, ngram_vocab_size_ratio=1)
 TWIN_TINY = dict(TWIN, hidden_size=48, intermediate_size=96, num_hidden_layers=3, num_attention_heads=2,
                  num_key_value_heads=2, head_dim=24)
-CONFIGS = {"ngram": NGRAM, "twin": TWIN, "ngram-tiny": NGRAM_TINY, "twin-tiny": TWIN_TINY}
+# Wide versions (issue 17's second pair): hidden 768, so that the six tables are 128 wide (groups
+# of 32 and 128 apply) and the ~33M active parameters (66 MB in bf16) are more than this CPU's
+# 32 MiB L3: decoding streams the weights from memory, as it does for the models people run,
+# which is where a batched verification pass costs about what one token does. n-gram: 12 heads
+# of 64+32 (values 64), LoRA ranks 384/256, dense FFN 1024, 4 routed experts of 256 + 2 zero
+# experts, ratio 3 (24577.. rows a table); twin: 3 layers, FFN 1920 (32.9M vs 32.8M active).
+NGRAM_WIDE = dict(NGRAM, hidden_size=768, num_attention_heads=12, q_lora_rank=384, kv_lora_rank=256,
+                  qk_nope_head_dim=64, qk_rope_head_dim=32, v_head_dim=64, ffn_hidden_size=1024,
+                  expert_ffn_hidden_size=256, ngram_vocab_size_ratio=3)
+TWIN_WIDE = dict(TWIN, hidden_size=768, intermediate_size=1920, num_hidden_layers=3, num_attention_heads=12,
+                 num_key_value_heads=12, head_dim=64)
+CONFIGS = {"ngram": NGRAM, "twin": TWIN, "ngram-tiny": NGRAM_TINY, "twin-tiny": TWIN_TINY,
+           "ngram-wide": NGRAM_WIDE, "twin-wide": TWIN_WIDE}
 
 
 # ----------------------------------------------------------------------------- n-gram hash
