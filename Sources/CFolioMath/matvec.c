@@ -296,100 +296,145 @@ VNNI static float int8_row_vnni(const uint8_t *rec, size_t k, const act_view *a)
     return sw * _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1));
 }
 
+/* The kernels below take up to MAXM input vectors at once: each weight block is loaded (and
+   widened or unpacked) once and used for every input, and each input has its own
+   accumulators, the same for one input as for several, so a row's product with an input is
+   bit for bit the same whatever else is computed beside it (a speculative pass over K
+   proposals gives exactly the values of K + 1 single steps). The independent inputs are also
+   what keeps the multiply-add units busy: a single input's chains wait on their latency. */
+#define MAXM 3
+#define INLINE static inline __attribute__((always_inline))
+
 /* Blocks are taken four at a time into four accumulators, whatever the group size: with
    groups of 32 a loop per group would chain every block's multiply-add on one register. */
-VNNI static float int8_groups_row_vnni(const uint8_t *rec, size_t k, size_t group, const act_view *a) {
+VNNI INLINE void int8_groups_rows(const uint8_t *rec, size_t k, size_t group, const act_view *a, const int M, float *out) {
     size_t G = k / group, per = group / BLOCK, nb = G * per;
     const int8_t *c = (const int8_t *)(rec + 2 * G);
-    __m512 acc0 = _mm512_setzero_ps(), acc1 = acc0, acc2 = acc0, acc3 = acc0;
+    __m512 acc[MAXM][4];
+    for (int r = 0; r < M; r++) for (int j = 0; j < 4; j++) acc[r][j] = _mm512_setzero_ps();
     size_t b = 0;
 #define W8(i) _mm512_cvtepi8_epi16(_mm256_loadu_si256((const __m256i *)(c + (i) * BLOCK)))
-#define S8(i) (half_value(rec + 2 * ((i) / per)) * a->d[i])
     if (per == 1) {
         /* Groups of 32: 16 blocks' scales converted and multiplied by their steps at once
            (one scalar conversion per block had cost more than the block's products). */
-        float sc[16];
+        float sc[MAXM][16];
         for (; b < nb; b += 16) {
             /* The last (n < 16) blocks too, by masked loads: their scalar conversions had cost
                a quarter of a 768-column row. */
             size_t n = nb - b < 16 ? nb - b : 16, i = 0;
             __mmask16 mn = (__mmask16)(n == 16 ? 0xFFFF : (1u << n) - 1);
-            _mm512_storeu_ps(sc, _mm512_mul_ps(_mm512_cvtph_ps(_mm256_maskz_loadu_epi16(mn, rec + 2 * b)), _mm512_maskz_loadu_ps(mn, a->d + b)));
+            __m512 hs = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(mn, rec + 2 * b));
+            for (int r = 0; r < M; r++) _mm512_storeu_ps(sc[r], _mm512_mul_ps(hs, _mm512_maskz_loadu_ps(mn, a[r].d + b)));
             for (; i + 4 <= n; i += 4) {
-                BLOCK_FMA(acc0, W8(b + i), a->q + (b + i) * BLOCK, sc[i]);
-                BLOCK_FMA(acc1, W8(b + i + 1), a->q + (b + i + 1) * BLOCK, sc[i + 1]);
-                BLOCK_FMA(acc2, W8(b + i + 2), a->q + (b + i + 2) * BLOCK, sc[i + 2]);
-                BLOCK_FMA(acc3, W8(b + i + 3), a->q + (b + i + 3) * BLOCK, sc[i + 3]);
+                __m512i w0 = W8(b + i), w1 = W8(b + i + 1), w2 = W8(b + i + 2), w3 = W8(b + i + 3);
+                for (int r = 0; r < M; r++) {
+                    const int16_t *q = a[r].q + (b + i) * BLOCK;
+                    BLOCK_FMA(acc[r][0], w0, q, sc[r][i]);
+                    BLOCK_FMA(acc[r][1], w1, q + BLOCK, sc[r][i + 1]);
+                    BLOCK_FMA(acc[r][2], w2, q + 2 * BLOCK, sc[r][i + 2]);
+                    BLOCK_FMA(acc[r][3], w3, q + 3 * BLOCK, sc[r][i + 3]);
+                }
             }
-            for (; i < n; i++) BLOCK_FMA(acc0, W8(b + i), a->q + (b + i) * BLOCK, sc[i]);
+            for (; i < n; i++) {
+                __m512i w0 = W8(b + i);
+                for (int r = 0; r < M; r++) BLOCK_FMA(acc[r][0], w0, a[r].q + (b + i) * BLOCK, sc[r][i]);
+            }
         }
     }
     for (; b + 4 <= nb; b += 4) {
-        BLOCK_FMA(acc0, W8(b), a->q + b * BLOCK, S8(b));
-        BLOCK_FMA(acc1, W8(b + 1), a->q + (b + 1) * BLOCK, S8(b + 1));
-        BLOCK_FMA(acc2, W8(b + 2), a->q + (b + 2) * BLOCK, S8(b + 2));
-        BLOCK_FMA(acc3, W8(b + 3), a->q + (b + 3) * BLOCK, S8(b + 3));
+        __m512i w0 = W8(b), w1 = W8(b + 1), w2 = W8(b + 2), w3 = W8(b + 3);
+        float h0 = half_value(rec + 2 * (b / per)), h1 = half_value(rec + 2 * ((b + 1) / per));
+        float h2 = half_value(rec + 2 * ((b + 2) / per)), h3 = half_value(rec + 2 * ((b + 3) / per));
+        for (int r = 0; r < M; r++) {
+            const int16_t *q = a[r].q + b * BLOCK;
+            BLOCK_FMA(acc[r][0], w0, q, h0 * a[r].d[b]);
+            BLOCK_FMA(acc[r][1], w1, q + BLOCK, h1 * a[r].d[b + 1]);
+            BLOCK_FMA(acc[r][2], w2, q + 2 * BLOCK, h2 * a[r].d[b + 2]);
+            BLOCK_FMA(acc[r][3], w3, q + 3 * BLOCK, h3 * a[r].d[b + 3]);
+        }
     }
-    for (; b < nb; b++) BLOCK_FMA(acc0, W8(b), a->q + b * BLOCK, S8(b));
+    for (; b < nb; b++) {
+        __m512i w0 = W8(b);
+        float h0 = half_value(rec + 2 * (b / per));
+        for (int r = 0; r < M; r++) BLOCK_FMA(acc[r][0], w0, a[r].q + b * BLOCK, h0 * a[r].d[b]);
+    }
 #undef W8
-#undef S8
-    return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(acc0, acc1), _mm512_add_ps(acc2, acc3)));
+    for (int r = 0; r < M; r++)
+        out[r] = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(acc[r][0], acc[r][1]), _mm512_add_ps(acc[r][2], acc[r][3])));
 }
 
 /* int4: a block's 16 bytes hold its 16 even-indexed codes (low nibbles) and its 16 odd ones
    (high nibbles). Two blocks' 32 bytes become 64 unsigned codes in one register, [even of b,
    even of b+1, odd of b, odd of b+1], the order of the input digits (act_view.h4), so one
    dpbusd per digit gives int32 lanes 0-3 and 8-11 of block b, 4-7 and 12-15 of block b+1. */
-VNNI static inline __m512 int4_pair(const uint8_t *codes, __mmask32 bytes, const int8_t *h, const int8_t *l, __m512 scale, __m512 acc) {
+VNNI INLINE __m512i int4_codes(const uint8_t *codes, __mmask32 bytes) {
     const __m256i low = _mm256_set1_epi8(0x0F);
     __m256i v = _mm256_maskz_loadu_epi8(bytes, codes);
-    __m512i w = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(v, low)), _mm256_and_si256(_mm256_srli_epi16(v, 4), low), 1);
+    return _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(v, low)), _mm256_and_si256(_mm256_srli_epi16(v, 4), low), 1);
+}
+VNNI INLINE __m512 int4_pair(__m512i w, const int8_t *h, const int8_t *l, __m512 scale, __m512 acc) {
     __m512i sh = _mm512_dpbusd_epi32(_mm512_setzero_si512(), w, _mm512_loadu_si512(h));
     __m512i s = _mm512_dpbusd_epi32(_mm512_slli_epi32(sh, 8), w, _mm512_loadu_si512(l));  /* 256 Σ w h + Σ w l */
     return _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), scale, acc);
 }
 
-VNNI static float int4_groups_row_vnni(const uint8_t *rec, size_t k, size_t group, const act_view *a) {
+VNNI INLINE void int4_groups_rows(const uint8_t *rec, size_t k, size_t group, const act_view *a, const int M, float *out) {
     size_t G = k / group, per = group / BLOCK, nb = G * per;
     const uint8_t *c = rec + 4 * G;
-    __m512 acc0 = _mm512_setzero_ps(), acc1 = acc0, mv = acc0;
+    __m512 acc0[MAXM], acc1[MAXM], mv[MAXM], sc[MAXM];
+    float mins[MAXM];
+    for (int r = 0; r < M; r++) { acc0[r] = acc1[r] = mv[r] = _mm512_setzero_ps(); mins[r] = 0; }
     /* Lane i of a pair's scale vector takes the scale of block 2p + ((i / 4) & 1). */
     const __m512i pick = _mm512_set_epi32(1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1, 1, 0, 0, 0, 0);
     const __m512i evens = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
     const __m512i odds = _mm512_add_epi32(evens, _mm512_set1_epi32(1));
-    float mins = 0;
     for (size_t b = 0; b < nb; b += 16) {
         size_t n = nb - b < 16 ? nb - b : 16;
-        __m512 sc;
+        __mmask16 mn = (__mmask16)(n == 16 ? 0xFFFF : (1u << n) - 1);
         if (per == 1) {
             /* The scales and minimums of (up to) 16 groups converted and multiplied at once. */
             __mmask16 m0 = (__mmask16)(2 * n >= 16 ? 0xFFFF : (1u << (2 * n)) - 1), m1 = (__mmask16)(2 * n <= 16 ? 0 : (1u << (2 * n - 16)) - 1);
-            __mmask16 mn = (__mmask16)(n == 16 ? 0xFFFF : (1u << n) - 1);
             __m512 p0 = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m0, rec + 4 * b));
             __m512 p1 = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m1, rec + 4 * b + 32));
-            sc = _mm512_mul_ps(_mm512_permutex2var_ps(p0, evens, p1), _mm512_maskz_loadu_ps(mn, a->d4 + b));
-            mv = _mm512_fmadd_ps(_mm512_permutex2var_ps(p0, odds, p1), _mm512_maskz_loadu_ps(mn, a->xs + b), mv);
+            __m512 s = _mm512_permutex2var_ps(p0, evens, p1), mg = _mm512_permutex2var_ps(p0, odds, p1);
+            for (int r = 0; r < M; r++) {
+                sc[r] = _mm512_mul_ps(s, _mm512_maskz_loadu_ps(mn, a[r].d4 + b));
+                mv[r] = _mm512_fmadd_ps(mg, _mm512_maskz_loadu_ps(mn, a[r].xs + b), mv[r]);
+            }
         } else {
-            float t[16] = {0};
+            float hs[16], hm[16];
             for (size_t i = 0; i < n; i++) {
                 const uint8_t *pair = rec + 4 * ((b + i) / per);
-                t[i] = half_value(pair) * a->d4[b + i];
-                mins += half_value(pair + 2) * a->xs[b + i];
+                hs[i] = half_value(pair);
+                hm[i] = half_value(pair + 2);
             }
-            sc = _mm512_loadu_ps(t);
+            for (int r = 0; r < M; r++) {
+                float t[16] = {0};
+                for (size_t i = 0; i < n; i++) {
+                    t[i] = hs[i] * a[r].d4[b + i];
+                    mins[r] += hm[i] * a[r].xs[b + i];
+                }
+                sc[r] = _mm512_loadu_ps(t);
+            }
         }
         size_t i = 0;
         for (; i + 4 <= n; i += 4) {
-            acc0 = int4_pair(c + (b + i) * 16, 0xFFFFFFFFu, a->h4 + (b + i) * 32, a->l4 + (b + i) * 32,
-                             _mm512_permutexvar_ps(_mm512_add_epi32(pick, _mm512_set1_epi32((int)i)), sc), acc0);
-            acc1 = int4_pair(c + (b + i + 2) * 16, 0xFFFFFFFFu, a->h4 + (b + i + 2) * 32, a->l4 + (b + i + 2) * 32,
-                             _mm512_permutexvar_ps(_mm512_add_epi32(pick, _mm512_set1_epi32((int)i + 2)), sc), acc1);
+            __m512i w0 = int4_codes(c + (b + i) * 16, 0xFFFFFFFFu), w1 = int4_codes(c + (b + i + 2) * 16, 0xFFFFFFFFu);
+            __m512i i0 = _mm512_add_epi32(pick, _mm512_set1_epi32((int)i)), i1 = _mm512_add_epi32(pick, _mm512_set1_epi32((int)i + 2));
+            for (int r = 0; r < M; r++) {
+                acc0[r] = int4_pair(w0, a[r].h4 + (b + i) * 32, a[r].l4 + (b + i) * 32, _mm512_permutexvar_ps(i0, sc[r]), acc0[r]);
+                acc1[r] = int4_pair(w1, a[r].h4 + (b + i + 2) * 32, a[r].l4 + (b + i + 2) * 32, _mm512_permutexvar_ps(i1, sc[r]), acc1[r]);
+            }
         }
-        for (; i < n; i += 2)  /* an odd last block reads only its own 16 bytes; its partner's digits are zero */
-            acc0 = int4_pair(c + (b + i) * 16, n - i >= 2 ? 0xFFFFFFFFu : 0xFFFFu, a->h4 + (b + i) * 32, a->l4 + (b + i) * 32,
-                             _mm512_permutexvar_ps(_mm512_add_epi32(pick, _mm512_set1_epi32((int)i)), sc), acc0);
+        for (; i < n; i += 2) {  /* an odd last block reads only its own 16 bytes; its partner's digits are zero */
+            __m512i w0 = int4_codes(c + (b + i) * 16, n - i >= 2 ? 0xFFFFFFFFu : 0xFFFFu);
+            __m512i i0 = _mm512_add_epi32(pick, _mm512_set1_epi32((int)i));
+            for (int r = 0; r < M; r++)
+                acc0[r] = int4_pair(w0, a[r].h4 + (b + i) * 32, a[r].l4 + (b + i) * 32, _mm512_permutexvar_ps(i0, sc[r]), acc0[r]);
+        }
     }
-    return _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1)) + (_mm512_reduce_add_ps(mv) + mins);
+    for (int r = 0; r < M; r++)
+        out[r] = _mm512_reduce_add_ps(_mm512_add_ps(acc0[r], acc1[r])) + (_mm512_reduce_add_ps(mv[r]) + mins[r]);
 }
 
 VNNI static float affine8_groups_row_vnni(const uint8_t *rec, size_t k, size_t group, const act_view *a) {
@@ -419,20 +464,25 @@ VNNI static float affine8_groups_row_vnni(const uint8_t *rec, size_t k, size_t g
    from memory, and at this speed the row-ahead prefetch keeps up with it: four chains (2x in
    cache) and four rows at a time (1.75x in cache) both decoded the 112M model 5-25 % slower
    on an AMD Zen 4 (Tools/bench/matvec_bench.c, folio run alternated). */
-BF16 static float bf16_row_avx512(const uint8_t *rec, size_t k, const act_view *a) {
-    __m512 acc0 = _mm512_setzero_ps(), acc1 = acc0;
+BF16 INLINE void bf16_rows(const uint8_t *rec, size_t k, const act_view *a, const int M, float *out) {
+    __m512 acc0[MAXM], acc1[MAXM];
+    for (int r = 0; r < M; r++) acc0[r] = acc1[r] = _mm512_setzero_ps();
     size_t j = 0;
     for (; j + 32 <= k; j += 32) {
         __m512i w = _mm512_loadu_si512(rec + 2 * j);
-        acc0 = _mm512_dpbf16_ps(acc0, (__m512bh)w, (__m512bh)_mm512_loadu_si512(a->xh + j));
-        acc1 = _mm512_dpbf16_ps(acc1, (__m512bh)w, (__m512bh)_mm512_loadu_si512(a->xl + j));
+        for (int r = 0; r < M; r++) {
+            acc0[r] = _mm512_dpbf16_ps(acc0[r], (__m512bh)w, (__m512bh)_mm512_loadu_si512(a[r].xh + j));
+            acc1[r] = _mm512_dpbf16_ps(acc1[r], (__m512bh)w, (__m512bh)_mm512_loadu_si512(a[r].xl + j));
+        }
     }
     if (j < k) {
         __m512i w = _mm512_maskz_loadu_epi16((__mmask32)((1u << (k - j)) - 1), rec + 2 * j);
-        acc0 = _mm512_dpbf16_ps(acc0, (__m512bh)w, (__m512bh)_mm512_loadu_si512(a->xh + j));
-        acc1 = _mm512_dpbf16_ps(acc1, (__m512bh)w, (__m512bh)_mm512_loadu_si512(a->xl + j));
+        for (int r = 0; r < M; r++) {
+            acc0[r] = _mm512_dpbf16_ps(acc0[r], (__m512bh)w, (__m512bh)_mm512_loadu_si512(a[r].xh + j));
+            acc1[r] = _mm512_dpbf16_ps(acc1[r], (__m512bh)w, (__m512bh)_mm512_loadu_si512(a[r].xl + j));
+        }
     }
-    return _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1));
+    for (int r = 0; r < M; r++) out[r] = _mm512_reduce_add_ps(_mm512_add_ps(acc0[r], acc1[r]));
 }
 
 AVX512 static float f16_row_avx512(const uint8_t *rec, size_t k, const float *x) {
@@ -449,22 +499,29 @@ AVX512 static float f16_row_avx512(const uint8_t *rec, size_t k, const float *x)
     return _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1));
 }
 
-AVX512 static float f32_row_avx512(const uint8_t *rec, size_t k, const float *x) {
+AVX512 INLINE void f32_rows(const uint8_t *rec, size_t k, const float *const *x, const int M, float *out) {
     const float *w = (const float *)(const void *)rec;
-    __m512 acc0 = _mm512_setzero_ps(), acc1 = acc0, acc2 = acc0, acc3 = acc0;
+    __m512 acc[MAXM][4];
+    for (int r = 0; r < M; r++) for (int i = 0; i < 4; i++) acc[r][i] = _mm512_setzero_ps();
     size_t j = 0;
     for (; j + 64 <= k; j += 64) {
-        acc0 = _mm512_fmadd_ps(_mm512_loadu_ps(w + j), _mm512_loadu_ps(x + j), acc0);
-        acc1 = _mm512_fmadd_ps(_mm512_loadu_ps(w + j + 16), _mm512_loadu_ps(x + j + 16), acc1);
-        acc2 = _mm512_fmadd_ps(_mm512_loadu_ps(w + j + 32), _mm512_loadu_ps(x + j + 32), acc2);
-        acc3 = _mm512_fmadd_ps(_mm512_loadu_ps(w + j + 48), _mm512_loadu_ps(x + j + 48), acc3);
+        __m512 w0 = _mm512_loadu_ps(w + j), w1 = _mm512_loadu_ps(w + j + 16), w2 = _mm512_loadu_ps(w + j + 32), w3 = _mm512_loadu_ps(w + j + 48);
+        for (int r = 0; r < M; r++) {
+            acc[r][0] = _mm512_fmadd_ps(w0, _mm512_loadu_ps(x[r] + j), acc[r][0]);
+            acc[r][1] = _mm512_fmadd_ps(w1, _mm512_loadu_ps(x[r] + j + 16), acc[r][1]);
+            acc[r][2] = _mm512_fmadd_ps(w2, _mm512_loadu_ps(x[r] + j + 32), acc[r][2]);
+            acc[r][3] = _mm512_fmadd_ps(w3, _mm512_loadu_ps(x[r] + j + 48), acc[r][3]);
+        }
     }
     for (; j < k; j += 16) {
         __mmask16 m = (__mmask16)(k - j >= 16 ? 0xFFFF : ((1u << (k - j)) - 1));
-        acc0 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, w + j), _mm512_maskz_loadu_ps(m, x + j), acc0);
+        __m512 w0 = _mm512_maskz_loadu_ps(m, w + j);
+        for (int r = 0; r < M; r++) acc[r][0] = _mm512_fmadd_ps(w0, _mm512_maskz_loadu_ps(m, x[r] + j), acc[r][0]);
     }
-    return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(acc0, acc1), _mm512_add_ps(acc2, acc3)));
+    for (int r = 0; r < M; r++)
+        out[r] = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(acc[r][0], acc[r][1]), _mm512_add_ps(acc[r][2], acc[r][3])));
 }
+
 
 int folio_matvec_use_vector(int on) {
     __builtin_cpu_init();
@@ -480,16 +537,59 @@ int folio_matvec_use_vector(int on) {
 }
 __attribute__((constructor)) static void matvec_detect_cpu(void) { folio_matvec_use_vector(1); }
 
-static inline int vector_row(const folio_matrix *m, const uint8_t *rec, const float *x, const act_view *a, int f, float *out) {
-    size_t k = m->cols;
-    switch (m->kind) {
-    case FOLIO_ROW_F32: if (f & 4) { *out = f32_row_avx512(rec, k, x); return 1; } break;
-    case FOLIO_ROW_F16: if (f & 4) { *out = f16_row_avx512(rec, k, x); return 1; } break;
-    case FOLIO_ROW_BF16: if (f & 2) { *out = bf16_row_avx512(rec, k, a); return 1; } break;
-    case FOLIO_ROW_INT8: if (f & 1) { *out = int8_row_vnni(rec, k, a); return 1; } break;
-    case FOLIO_ROW_INT8_GROUPS: if (f & 1) { *out = int8_groups_row_vnni(rec, k, m->group, a); return 1; } break;
-    case FOLIO_ROW_INT4_GROUPS: if (f & 1) { *out = int4_groups_row_vnni(rec, k, m->group, a); return 1; } break;
-    case FOLIO_ROW_AFFINE8_GROUPS: if (f & 1) { *out = affine8_groups_row_vnni(rec, k, m->group, a); return 1; } break;
+/* Rows r0..<r1 against inputs x[0..<M] (M <= MAXM), one loop per encoding with the kernel
+   inlined and M a constant in each branch (so the loops over inputs unroll into registers). */
+typedef struct {
+    const folio_matrix *m;
+    const float *const *x;
+    const act_view *a;
+    float *const *y;
+    int accumulate;
+    size_t ahead, hi;  /* records ahead to prefetch (0: none), and where the range ends */
+} rows_job;
+
+#define ROWS_BODY(M, CALL) \
+    for (size_t row = r0; row < r1; row++) { \
+        const uint8_t *rec = record(j->m, row); \
+        if (j->ahead > 0 && row + j->ahead < j->hi) { \
+            const uint8_t *p = record(j->m, row + j->ahead); \
+            for (size_t o = 0; o < j->m->stride; o += 64) __builtin_prefetch(p + o, 0, 3); \
+        } \
+        float v[MAXM]; \
+        CALL; \
+        for (int r = 0; r < (M); r++) { float *o = j->y[r] + row; *o = j->accumulate ? *o + v[r] : v[r]; } \
+    }
+#define ROWS_LOOP(attr, name, CALL) \
+    attr static void name(const rows_job *j, size_t r0, size_t r1, int M) { \
+        size_t k = j->m->cols, g = j->m->group; (void)g; \
+        const act_view *a = j->a; const float *const *x = j->x; (void)a; (void)x; \
+        if (M == 1) { ROWS_BODY(1, CALL(1)) } else if (M == 2) { ROWS_BODY(2, CALL(2)) } else { ROWS_BODY(3, CALL(3)) } \
+    }
+#define CALL_F32(M) f32_rows(rec, k, x, M, v)
+#define CALL_F16(M) for (int r = 0; r < (M); r++) v[r] = f16_row_avx512(rec, k, x[r])
+#define CALL_BF16(M) bf16_rows(rec, k, a, M, v)
+#define CALL_INT8(M) for (int r = 0; r < (M); r++) v[r] = int8_row_vnni(rec, k, &a[r])
+#define CALL_INT8G(M) int8_groups_rows(rec, k, g, a, M, v)
+#define CALL_INT4G(M) int4_groups_rows(rec, k, g, a, M, v)
+#define CALL_AFF8G(M) for (int r = 0; r < (M); r++) v[r] = affine8_groups_row_vnni(rec, k, g, &a[r])
+ROWS_LOOP(AVX512, f32_loop, CALL_F32)
+ROWS_LOOP(AVX512, f16_loop, CALL_F16)
+ROWS_LOOP(BF16, bf16_loop, CALL_BF16)
+ROWS_LOOP(VNNI, int8_loop, CALL_INT8)
+ROWS_LOOP(VNNI, int8g_loop, CALL_INT8G)
+ROWS_LOOP(VNNI, int4g_loop, CALL_INT4G)
+ROWS_LOOP(VNNI, aff8g_loop, CALL_AFF8G)
+
+/* 0 when no vector kernel serves this kind on this CPU. */
+static inline int vector_loop(const rows_job *j, size_t r0, size_t r1, int M, int f) {
+    switch (j->m->kind) {
+    case FOLIO_ROW_F32: if (f & 4) { f32_loop(j, r0, r1, M); return 1; } break;
+    case FOLIO_ROW_F16: if (f & 4) { f16_loop(j, r0, r1, M); return 1; } break;
+    case FOLIO_ROW_BF16: if (f & 2) { bf16_loop(j, r0, r1, M); return 1; } break;
+    case FOLIO_ROW_INT8: if (f & 1) { int8_loop(j, r0, r1, M); return 1; } break;
+    case FOLIO_ROW_INT8_GROUPS: if (f & 1) { int8g_loop(j, r0, r1, M); return 1; } break;
+    case FOLIO_ROW_INT4_GROUPS: if (f & 1) { int4g_loop(j, r0, r1, M); return 1; } break;
+    case FOLIO_ROW_AFFINE8_GROUPS: if (f & 1) { aff8g_loop(j, r0, r1, M); return 1; } break;
     }
     return 0;
 }
@@ -522,30 +622,51 @@ __attribute__((constructor)) static void matvec_choose_prefetch(void) {
 
 size_t folio_matvec_prefetch_bytes(void) { return atomic_load_explicit(&prefetch_bytes, memory_order_relaxed); }
 
-static void matvec(const folio_matrix *m, size_t lo, size_t hi, const float *x, const void *act, float *y, int accumulate, int f) {
-    act_view a = view(act, m->cols);
+static void matvec(const folio_matrix *m, size_t lo, size_t hi, size_t n, const float *x, size_t xstride, const void *act, size_t astride,
+                   float *y, size_t ystride, int accumulate, int f) {
     size_t rs = m->stride, pb = atomic_load_explicit(&prefetch_bytes, memory_order_relaxed), ahead = rs ? (pb + rs - 1) / rs : 0;
-    for (size_t r = lo; r < hi; r++) {
-        const uint8_t *rec = record(m, r);
-        if (ahead > 0 && r + ahead < hi) {
-            const uint8_t *p = record(m, r + ahead);
-            for (size_t o = 0; o < rs; o += 64) __builtin_prefetch(p + o, 0, 3);
-        }
-        float v;
+    const float *xs[MAXM];
+    float *ys[MAXM];
+    act_view a[MAXM];
+    memset(a, 0, sizeof a);
+    /* With more than MAXM inputs, 16 records at a time for every group of inputs: they stay
+       in L1 while the groups pass over them, so the weights stream from memory once. */
+    size_t step = n <= MAXM ? (hi > lo ? hi - lo : 1) : 16;
+    for (size_t r0 = lo; r0 < hi; r0 += step) {
+        size_t r1 = hi - r0 < step ? hi : r0 + step;
+        for (size_t i0 = 0; i0 < n; i0 += MAXM) {
+            int M = (int)(n - i0 < MAXM ? n - i0 : MAXM);
+            for (int r = 0; r < M; r++) {
+                xs[r] = x + (i0 + r) * xstride;
+                ys[r] = y + (i0 + r) * ystride;
+                if (act) a[r] = view((const uint8_t *)act + (i0 + r) * astride, m->cols);
+            }
+            rows_job j = {m, xs, a, ys, accumulate, i0 == 0 ? ahead : 0, hi};
 #if defined(__x86_64__)
-        if (!vector_row(m, rec, x, &a, f, &v))
+            if (vector_loop(&j, r0, r1, M, f)) continue;
 #endif
-            v = portable_row(m, rec, x, &a);
-        y[r] = accumulate ? y[r] + v : v;
+            for (size_t row = r0; row < r1; row++) {
+                const uint8_t *rec = record(m, row);
+                for (int r = 0; r < M; r++) {
+                    float v = portable_row(m, rec, xs[r], &a[r]), *o = ys[r] + row;
+                    *o = accumulate ? *o + v : v;
+                }
+            }
+        }
     }
 }
 
 void folio_matvec(const folio_matrix *m, size_t lo, size_t hi, const float *x, const void *act, float *y, int accumulate) {
-    matvec(m, lo, hi, x, act, y, accumulate, atomic_load_explicit(&vec_features, memory_order_relaxed));
+    matvec(m, lo, hi, 1, x, 0, act, 0, y, 0, accumulate, atomic_load_explicit(&vec_features, memory_order_relaxed));
+}
+
+void folio_matvec_batch(const folio_matrix *m, size_t lo, size_t hi, size_t n, const float *x, size_t xstride, const void *act, size_t astride,
+                        float *y, size_t ystride, int accumulate) {
+    matvec(m, lo, hi, n, x, xstride, act, astride, y, ystride, accumulate, atomic_load_explicit(&vec_features, memory_order_relaxed));
 }
 
 void folio_matvec_portable(const folio_matrix *m, size_t lo, size_t hi, const float *x, const void *act, float *y, int accumulate) {
-    matvec(m, lo, hi, x, act, y, accumulate, 0);
+    matvec(m, lo, hi, 1, x, 0, act, 0, y, 0, accumulate, 0);
 }
 
 int folio_matvec_features(void) { return atomic_load_explicit(&vec_features, memory_order_relaxed); }

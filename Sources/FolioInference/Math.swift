@@ -124,8 +124,8 @@ enum Math {
         }
     }
 
-    /// Inputs of at most this many rows go to the matrix-vector kernels (16 weight rows at a
-    /// time for all input rows, so the weights stream once); more rows decode weight tiles for
+    /// Inputs of at most this many rows go to the matrix-vector kernels (each record read once
+    /// for up to three input rows, folio_matvec_batch, so the weights stream once); more rows decode weight tiles for
     /// a matrix-matrix product. 6 covers a speculative pass over 5 proposals: on the trained
     /// n-gram model such a pass ran 771 -> 1084 tokens/s against the tile path (400 tokens
     /// with --lookup --draft-tokens 5, AMD EPYC Zen 4, 2 threads).
@@ -174,16 +174,9 @@ enum Math {
                     for r in 0..<m {
                         if let bias = o.bias { (o.out + r * n + a).update(from: bias + a, count: e - a) }
                     }
-                    // 16 weight rows at a time for every input row: they stay in L1 while the
-                    // few input rows pass over them, so the weights stream from memory once.
-                    var c = a
-                    while c < e {
-                        let d = min(e, c + 16)
-                        for r in 0..<m {
-                            folio_matvec(w, c, d, job.x + r * k, job.acts.map { $0 + r * job.actSize }, o.out + r * n, o.bias == nil ? 0 : 1)
-                        }
-                        c = d
-                    }
+                    // Each weight record is read once for up to three input rows (the
+                    // kernels' registers), and again from L1 for the next three.
+                    folio_matvec_batch(w, a, e, m, job.x, k, job.acts, job.actSize, o.out, n, o.bias == nil ? 0 : 1)
                 }
             }
         }

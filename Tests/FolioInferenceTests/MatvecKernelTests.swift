@@ -156,4 +156,41 @@ import CFolioMath
             }
         }
     }
+
+    /// Several inputs at once (a speculative pass, a short prompt): each input's values equal
+    /// bit for bit what folio_matvec gives it alone, for every count of inputs up to 7 (one,
+    /// two and three share a pass over the records; more go in groups over 16 records at a
+    /// time), rows outside the range untouched, accumulation onto what is there.
+    @Test(arguments: cases) func batchEqualsSingleInputs(_ c: Case) throws {
+        var rng = Xorshift(s: 0x51ED_27A1_0B3F_9C47 ^ UInt64(c.cols * 17 + Int(c.kind) * 3 + c.group))
+        let rows = 41, size = Self.recordSize(c), stride = (size + 63) & ~63
+        var bytes = [UInt8](repeating: 0xA5, count: rows * stride + 64)
+        for r in 0..<rows { bytes.replaceSubrange((r * stride)..<(r * stride + size), with: Self.randomRecord(c, &rng).0) }
+        let actSize = folio_act_size(c.cols)
+        for n in 1...7 {
+            let x = (0..<(n * c.cols)).map { j -> Float in (rng.unit() * 2 - 1) * (j % 7 == 0 ? 3 : 0.25) }
+            let acts = UnsafeMutableRawPointer.allocate(byteCount: actSize * n, alignment: 64)
+            defer { acts.deallocate() }
+            x.withUnsafeBufferPointer { xb in
+                for i in 0..<n { folio_act_prepare(xb.baseAddress! + i * c.cols, c.cols, acts + i * actSize) }
+            }
+            var single = [Float](repeating: 0, count: n * rows), batch = [Float](repeating: 0.5, count: n * rows)
+            let (lo, hi) = (2, rows - 3)
+            bytes.withUnsafeBufferPointer { b in
+                var m = folio_matrix(kind: c.kind, group: c.group, base: b.baseAddress!, rows: rows, cols: c.cols, rows_per_block: 1, block: stride, stride: stride)
+                x.withUnsafeBufferPointer { xb in
+                    single.withUnsafeMutableBufferPointer { sb in
+                        for i in 0..<n { folio_matvec(&m, 0, rows, xb.baseAddress! + i * c.cols, acts + i * actSize, sb.baseAddress! + i * rows, 0) }
+                    }
+                    folio_matvec_batch(&m, lo, hi, n, xb.baseAddress!, c.cols, acts, actSize, &batch, rows, 1)
+                }
+            }
+            for i in 0..<n {
+                for r in 0..<rows {
+                    let want: Float = r >= lo && r < hi ? 0.5 + single[i * rows + r] : 0.5
+                    #expect(batch[i * rows + r] == want, "\(n) inputs: input \(i) row \(r) \(batch[i * rows + r]) vs \(want)")
+                }
+            }
+        }
+    }
 }

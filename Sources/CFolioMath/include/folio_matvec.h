@@ -39,6 +39,11 @@ void folio_act_prepare(const float *x, size_t cols, void *act);
 /// where the CPU has them, portable loops otherwise.
 void folio_matvec(const folio_matrix *m, size_t lo, size_t hi, const float *x, const void *act, float *y, int accumulate);
 
+/// folio_matvec for n inputs at once: input i at x + i * xstride (its prepared form at
+/// act + i * astride bytes), its results at y + i * ystride. Each record is read once for up
+/// to three inputs, and every input's values are bit for bit those folio_matvec gives it alone.
+void folio_matvec_batch(const folio_matrix *m, size_t lo, size_t hi, size_t n, const float *x, size_t xstride, const void *act, size_t astride,
+                        float *y, size_t ystride, int accumulate);
 /// folio_matvec with the portable loops only (whatever the CPU has).
 void folio_matvec_portable(const folio_matrix *m, size_t lo, size_t hi, const float *x, const void *act, float *y, int accumulate);
 
