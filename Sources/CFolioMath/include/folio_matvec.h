@@ -30,6 +30,8 @@ size_t folio_act_size(size_t cols);
 /// held as two int8 digits q = 256 h + l (h and l in [-127, 127]); for
 /// bfloat16, x split as hi + lo, both rounded to bfloat16 (x - hi - lo is below 2^-16 |x|).
 void folio_act_prepare(const float *x, size_t cols, void *act);
+/// folio_act_prepare by plain loops (the same bytes).
+void folio_act_prepare_portable(const float *x, size_t cols, void *act);
 
 /// y[r] = (accumulate ? y[r] : 0) + row r · x for lo <= r < hi, reading every record once.
 /// float32, float16 and bfloat16 rows: float32 products (bfloat16 against hi and lo of x);
