@@ -21,7 +21,7 @@ struct Run: ParsableCommand {
     @Option(help: "Stop once the text contains this string; the text ends before it (repeatable).") var stop: [String] = []
     @Option(help: "Speculative decoding with this draft model (same vocabulary): it proposes --draft-tokens tokens, the model checks them in one pass; the output is what plain decoding gives.") var draft: String?
     @Flag(help: "Speculative decoding by prompt lookup: propose the tokens that followed the last occurrence of the context's final tokens.") var lookup = false
-    @Option(help: "Tokens proposed per step with --draft or --lookup (at most 5 are checked in one pass).") var draftTokens: Int = 4
+    @Option(help: "Tokens proposed per step with --draft or --lookup (at most 5 are checked in one pass; 2, the default, keeps a pass within one group of three rows of the product kernels).") var draftTokens: Int = 2
     @Option(help: "Random seed for sampling.") var seed: UInt64?
     @Option(help: "Write the logits of every prompt position as a float32 .npy [prompt_length, vocab_size].") var logits: String?
     @Option(help: "longcat_flash_ngram semantics: checkpoint (the model's own code: n-gram history reset after an end token, LoRA-norm eps 1e-6) or mlx-lm.") var semantics: String = "checkpoint"
