@@ -85,16 +85,27 @@ static inline uint16_t bf16_round(float v) {
 static inline float bf16_value(uint16_t b) { uint32_t u = (uint32_t)b << 16; float v; memcpy(&v, &u, 4); return v; }
 static inline float half_value(const uint8_t *p) { _Float16 h; memcpy(&h, p, 2); return (float)h; }
 
-void folio_act_prepare_portable(const float *x, size_t cols, void *act) {
-    size_t off[8], total;
+/* The parts of a prepared input being written (the layout of act_offsets), with the odd last
+   block's int4 partner digits zeroed. */
+typedef struct { int16_t *q; int8_t *h4, *l4; float *d, *d4, *xs; uint16_t *xh, *xl; } act_out;
+
+static act_out act_out_view(void *act, size_t cols) {
+    size_t off[8], total, nb = blocks_of(cols);
     act_offsets(cols, off, &total);
     uint8_t *p = act;
-    int16_t *q = (int16_t *)p;
-    int8_t *h4 = (int8_t *)(p + off[1]), *l4 = (int8_t *)(p + off[2]);
-    float *d = (float *)(p + off[3]), *d4 = (float *)(p + off[4]), *xs = (float *)(p + off[5]);
-    uint16_t *xh = (uint16_t *)(p + off[6]), *xl = (uint16_t *)(p + off[7]);
+    act_out o = {(int16_t *)p, (int8_t *)(p + off[1]), (int8_t *)(p + off[2]), (float *)(p + off[3]), (float *)(p + off[4]),
+                 (float *)(p + off[5]), (uint16_t *)(p + off[6]), (uint16_t *)(p + off[7])};
+    if (nb % 2) { memset(o.h4 + (nb - 1) / 2 * 64, 0, 64); memset(o.l4 + (nb - 1) / 2 * 64, 0, 64); }
+    return o;
+}
+
+void folio_act_prepare_portable(const float *x, size_t cols, void *act) {
+    act_out o = act_out_view(act, cols);
+    int16_t *q = o.q;
+    int8_t *h4 = o.h4, *l4 = o.l4;
+    float *d = o.d, *d4 = o.d4, *xs = o.xs;
+    uint16_t *xh = o.xh, *xl = o.xl;
     size_t nb = blocks_of(cols);
-    if (nb % 2) { memset(h4 + (nb - 1) / 2 * 64, 0, 64); memset(l4 + (nb - 1) / 2 * 64, 0, 64); }  /* the odd block's partner */
     for (size_t b = 0; b < nb; b++) {
         size_t lo = b * BLOCK, n = cols - lo < BLOCK ? cols - lo : BLOCK;
         float amax = 0, sum = 0;
@@ -529,16 +540,21 @@ AVX512 INLINE void f32_rows(const uint8_t *rec, size_t k, const float *const *x,
    n-gram model). Products and clamps are the same IEEE operations lane by lane, the
    conversion rounds to nearest even as rintf does, and the float sum of a block is added in
    the same order, value by value. */
+/* bf16_round of 16 floats, in the low halves of 32-bit lanes. */
+AVX512 static inline __m512i bf16_round16(__m512 v) {
+    __m512i u = _mm512_castps_si512(v);
+    __mmask16 nan = _mm512_cmpgt_epu32_mask(_mm512_and_si512(u, _mm512_set1_epi32(0x7FFFFFFF)), _mm512_set1_epi32(0x7F800000));
+    __m512i r = _mm512_srli_epi32(_mm512_add_epi32(u, _mm512_add_epi32(_mm512_set1_epi32(0x7FFF), _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1)))), 16);
+    return _mm512_mask_mov_epi32(r, nan, _mm512_or_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(0x40)));
+}
+
 AVX512 static void act_prepare_avx512(const float *x, size_t cols, void *act) {
-    size_t off[8], total;
-    act_offsets(cols, off, &total);
-    uint8_t *p = act;
-    int16_t *q = (int16_t *)p;
-    int8_t *h4 = (int8_t *)(p + off[1]), *l4 = (int8_t *)(p + off[2]);
-    float *d = (float *)(p + off[3]), *d4 = (float *)(p + off[4]), *xs = (float *)(p + off[5]);
-    uint16_t *xh = (uint16_t *)(p + off[6]), *xl = (uint16_t *)(p + off[7]);
+    act_out o = act_out_view(act, cols);
+    int16_t *q = o.q;
+    int8_t *h4 = o.h4, *l4 = o.l4;
+    float *d = o.d, *d4 = o.d4, *xs = o.xs;
+    uint16_t *xh = o.xh, *xl = o.xl;
     size_t nb = blocks_of(cols);
-    if (nb % 2) { memset(h4 + (nb - 1) / 2 * 64, 0, 64); memset(l4 + (nb - 1) / 2 * 64, 0, 64); }
     const __m512i evens = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
     const __m512i odds = _mm512_add_epi32(evens, _mm512_set1_epi32(1));
     const __m512 lim = _mm512_set1_ps(32767.0f), lim4 = _mm512_set1_ps(32639.0f);
@@ -574,15 +590,8 @@ AVX512 static void act_prepare_avx512(const float *x, size_t cols, void *act) {
         /* bfloat16 hi and lo, rounded to nearest even (NaN kept a NaN), as bf16_round */
         __m512 vs[2] = {v0, v1};
         for (int half = 0; half < 2; half++) {
-            __m512i u = _mm512_castps_si512(vs[half]);
-            __mmask16 nan = _mm512_cmpgt_epu32_mask(_mm512_and_si512(u, _mm512_set1_epi32(0x7FFFFFFF)), _mm512_set1_epi32(0x7F800000));
-            __m512i rh = _mm512_srli_epi32(_mm512_add_epi32(u, _mm512_add_epi32(_mm512_set1_epi32(0x7FFF), _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1)))), 16);
-            rh = _mm512_mask_mov_epi32(rh, nan, _mm512_or_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(0x40)));
-            __m512 rest = _mm512_sub_ps(vs[half], _mm512_castsi512_ps(_mm512_slli_epi32(rh, 16)));
-            __m512i w = _mm512_castps_si512(rest);
-            __mmask16 nan2 = _mm512_cmpgt_epu32_mask(_mm512_and_si512(w, _mm512_set1_epi32(0x7FFFFFFF)), _mm512_set1_epi32(0x7F800000));
-            __m512i rl = _mm512_srli_epi32(_mm512_add_epi32(w, _mm512_add_epi32(_mm512_set1_epi32(0x7FFF), _mm512_and_si512(_mm512_srli_epi32(w, 16), _mm512_set1_epi32(1)))), 16);
-            rl = _mm512_mask_mov_epi32(rl, nan2, _mm512_or_si512(_mm512_srli_epi32(w, 16), _mm512_set1_epi32(0x40)));
+            __m512i rh = bf16_round16(vs[half]);
+            __m512i rl = bf16_round16(_mm512_sub_ps(vs[half], _mm512_castsi512_ps(_mm512_slli_epi32(rh, 16))));
             _mm256_storeu_si256((__m256i *)(xh + lo + 16 * half), _mm512_cvtepi32_epi16(rh));
             _mm256_storeu_si256((__m256i *)(xl + lo + 16 * half), _mm512_cvtepi32_epi16(rl));
         }
