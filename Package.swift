@@ -38,7 +38,7 @@ let package = Package(
         ),
         .target(name: "FolioConvert", dependencies: ["Folio", "FolioTokenizers", .product(name: "ZIPFoundation", package: "ZIPFoundation")]),
         .target(name: "FolioTokenizers", dependencies: ["Folio"]),
-        .target(name: "FolioInference", dependencies: ["Folio", "FolioTokenizers", "CFolioMath", "CFolioKernels"]),
+        .target(name: "FolioInference", dependencies: ["Folio", "FolioConvert", "FolioTokenizers", "CFolioMath", "CFolioKernels"]),
         .executableTarget(
             name: "folio",
             dependencies: [

@@ -11,9 +11,22 @@ public struct TensorReport: Sendable {
     public let bytesOut: Int
     public let paged: Bool
     /// Reconstruction error for lossy conversions (nil when bytes were kept exactly).
-    public let error: ErrorStats?
+    public var error: ErrorStats?
     /// Why a requested scheme was not applied, if it was not.
     public var note: String? = nil
+
+    public init(name: String, sourceDType: String, scheme: String, shape: [Int], bytesIn: Int, bytesOut: Int, paged: Bool,
+                error: ErrorStats?, note: String? = nil) {
+        self.name = name
+        self.sourceDType = sourceDType
+        self.scheme = scheme
+        self.shape = shape
+        self.bytesIn = bytesIn
+        self.bytesOut = bytesOut
+        self.paged = paged
+        self.error = error
+        self.note = note
+    }
 }
 
 /// Converts checkpoints to Folio or safetensors in a stream: no tensor is held whole in
@@ -24,6 +37,9 @@ public struct Converter {
     public var progress: ((Int, Int) -> Void)?
     /// Called with each thing about the source the user should know (a tokenizer not carried).
     public var notice: ((String) -> Void)?
+    /// Writes a checkpoint as GGUF (`.gguf` destinations); the command line sets it to the
+    /// runner's llama-family export, which knows the architectures.
+    public var ggufExporter: ((Checkpoint, String) throws -> [TensorReport])?
 
     public init(options: ConversionOptions, progress: ((Int, Int) -> Void)? = nil) {
         self.options = options
@@ -39,7 +55,23 @@ public struct Converter {
         if dst.hasSuffix(".folio") { return try writeFolio(checkpoint, to: dst) }
         if dst.hasSuffix(".safetensors") { return try writeSafetensors(checkpoint, to: dst) }
         if dst.hasSuffix("/") || FileSystem.isDirectory(dst) { return try writeFolder(checkpoint, to: dst) }
-        throw ConvertError.badOption("destination '\(dst)' must end in .folio, .safetensors or / (a Hugging Face folder)")
+        if dst.hasSuffix(".gguf") { return try writeGGUF(checkpoint, to: dst) }
+        throw ConvertError.badOption("destination '\(dst)' must end in .folio, .safetensors, .gguf or / (a Hugging Face folder)")
+    }
+
+    /// GGUF output: the checkpoint as it is, or, when schemes are asked for, quantized into a
+    /// scratch .folio first (whose per-tensor errors the reports keep).
+    func writeGGUF(_ c: Checkpoint, to dst: String) throws -> [TensorReport] {
+        guard let export = ggufExporter else { throw ConvertError.badOption("GGUF output is not available in this build") }
+        guard options.maxShardSize == nil else { throw ConvertError.badOption("--max-shard-size: GGUF output is written as one file") }
+        if options.embeddings == nil && options.rules.isEmpty && options.weights == nil { return try export(c, dst) }
+        return try FileSystem.withScratchFile(near: dst) { scratch in
+            let quantized = try writeFolio(c, to: scratch)
+            var reports = try export(try Checkpoint.open(scratch, carryTokenizer: true), dst)
+            let errors = Dictionary(quantized.map { ($0.name, $0.error) }, uniquingKeysWith: { a, _ in a })
+            for i in reports.indices { reports[i].error = errors[reports[i].name] ?? nil }
+            return reports
+        }
     }
 
     /// A Hugging Face model folder: the tensors as `model.safetensors` (or shards with an

@@ -2,7 +2,7 @@ import Folio
 
 extension Checkpoint {
     /// Files of a model folder that travel with the weights: configs and tokenizers.
-    static let carriedExtensions = [".json", ".txt", ".model", ".tiktoken"]
+    static let carriedExtensions = [".json", ".txt", ".model", ".tiktoken", ".jinja"]
     static let carriedFileLimit = 64 << 20
 
     /// Opens a Hugging Face model folder: config.json plus `model.safetensors`, or shards

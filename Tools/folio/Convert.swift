@@ -1,21 +1,22 @@
 import ArgumentParser
 import Folio
 import FolioConvert
+import FolioInference
 
 struct Convert: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Convert a checkpoint to Folio or safetensors.",
+        abstract: "Convert a checkpoint to Folio, safetensors, GGUF or a Hugging Face folder.",
         discussion: """
         SRC: a .safetensors file, a Hugging Face model folder (config.json with model.safetensors \
         or sharded model-*.safetensors and model.safetensors.index.json, or pytorch_model*.bin), \
         a .gguf file, a PyTorch .bin/.pt/.pth file, a NumPy .npy/.npz file, or a .folio file \
         or sharded index (.folio.index.json).
-        DST: ends in .folio (Folio), .safetensors (quantized tensors are dequantized to float32) or / (a Hugging Face model folder: model.safetensors and every carried file: config, tokenizer, generation and sentence-transformers files).
+        DST: ends in .folio (Folio), .safetensors (quantized tensors are dequantized to float32) .gguf (GGUF v3 for llama.cpp, llama and mistral models: int8/gN as Q8_0 and int4/gN as Q4_1 without loss, F32/F16/BF16 as stored, anything else as F32, the tokenizer and chat template carried) or / (a Hugging Face model folder: model.safetensors and every carried file: config, tokenizer, generation and sentence-transformers files).
         Schemes: f32, f16, bf16, int8, int8/gN, int4 (= int4/g32), int4/gN, affine8/gN; N in 32, 64, 128, 256.
         """)
 
     @Argument(help: "Source checkpoint.") var src: String
-    @Argument(help: "Destination file (.folio or .safetensors).") var dst: String
+    @Argument(help: "Destination (.folio, .safetensors, .gguf or a folder/).") var dst: String
     @Option(help: "Scheme for every embedding table (token and n-gram embeddings).") var embeddings: String?
     @Option(help: "Preset for a model's matrices: int8 (linear weights and the output layer int8/g32) or int4 (linear weights int4/g32, output layer int8/g32). Embedding tables only looked up get the preset's scheme, paged; norms and biases are kept; --quantize and --embeddings win over it. Quantized matrices are stored as records back to back (format version 3).") var weights: String?
     @Option(help: "GLOB=SCHEME for tensors whose name matches GLOB (repeatable; first match wins).") var quantize: [String] = []
@@ -33,8 +34,8 @@ struct Convert: ParsableCommand {
         guard pageSize >= 4096, pageSize <= 1 << 26, pageSize & (pageSize - 1) == 0 else {
             throw ValidationError("--page-size \(pageSize) must be a power of two between 4096 and 67108864")
         }
-        guard dst.hasSuffix(".folio") || dst.hasSuffix(".safetensors") || dst.hasSuffix("/") || FileSystem.isDirectory(dst) else {
-            throw ValidationError("DST '\(dst)' must end in .folio, .safetensors or / (a Hugging Face model folder)")
+        guard dst.hasSuffix(".folio") || dst.hasSuffix(".safetensors") || dst.hasSuffix(".gguf") || dst.hasSuffix("/") || FileSystem.isDirectory(dst) else {
+            throw ValidationError("DST '\(dst)' must end in .folio, .safetensors, .gguf or / (a Hugging Face model folder)")
         }
         if let c = compress {
             guard CompressionOptions.parse(c) != nil else {
@@ -61,6 +62,7 @@ struct Convert: ParsableCommand {
         let progress = Progress("converting")
         var converter = Converter(options: options, progress: { progress.update($0, $1) })
         converter.notice = { FileSystem.writeStderr("folio: note: \($0)\n") }
+        converter.ggufExporter = { try GGUFExport.write($0, to: $1) }
         let start = FileSystem.monotonicSeconds()
         var reports: [TensorReport]
         if let c = compress, var co = CompressionOptions.parse(c) {

@@ -7,6 +7,8 @@ import Foundation
 /// `_compute_yarn_parameters`).
 struct RoPE: Sendable {
     let dims: Int
+    /// The base of the unscaled frequencies, theta^(-2i/dims).
+    let theta: Double
     private(set) var invFreq: [Double]
     /// Factor on cos and sin (YaRN's attention factor; 1 otherwise).
     let attentionFactor: Double
@@ -26,6 +28,7 @@ struct RoPE: Sendable {
         guard dims > 0, dims % 2 == 0 else { throw InferenceError.badConfig(file: scaling?.file ?? "config.json", field: "head_dim", reason: "rotary dims \(dims) must be even and positive") }
         guard theta > 1 else { throw InferenceError.badConfig(file: scaling?.file ?? "config.json", field: "rope_theta", reason: "must be greater than 1") }
         self.dims = dims
+        self.theta = theta
         self.interleaved = interleaved
         let half = dims / 2
         let base = (0..<half).map { 1 / pow(theta, Double(2 * $0) / Double(dims)) }
