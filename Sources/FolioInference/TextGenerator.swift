@@ -120,6 +120,27 @@ public final class TextGenerator: @unchecked Sendable {
         return tokenizer.encode(text, addSpecialTokens: true)
     }
 
+    /// The prompt of a conversation through the checkpoint's chat template
+    /// (`chat_template.jinja`, else tokenizer_config.json's `chat_template`), with a
+    /// generation prompt, and its ids encoded without special tokens (the template writes
+    /// them, as transformers' `apply_chat_template` encodes).
+    public func chatPrompt(_ messages: [JSONValue]) throws -> (text: String, ids: [Int32]) {
+        guard let tokenizer else { throw InferenceError.unsupported(file: path, reason: "no tokenizer.json inside; --chat needs one") }
+        var template: ChatTemplate? = nil
+        var variables: [(String, JSONValue)] = []
+        if let c = source.fileBytes(named: "tokenizer_config.json") {
+            (template, variables) = try ChatTemplate.fromTokenizerConfig(c, file: path + ":tokenizer_config.json")
+        }
+        if let j = source.fileBytes(named: "chat_template.jinja") {
+            template = try ChatTemplate(source: String(decoding: j, as: UTF8.self), file: path + ":chat_template.jinja")
+        }
+        guard let template else {
+            throw InferenceError.unsupported(file: path, reason: "has no chat template (chat_template.jinja or tokenizer_config.json's chat_template); run without --chat")
+        }
+        let text = try template.render(messages: messages, addGenerationPrompt: true, variables: variables)
+        return (text, tokenizer.encode(text, addSpecialTokens: false))
+    }
+
     /// Logits of every position of `tokens` in one forward pass, [count, vocab].
     public func logits(_ tokens: [Int32]) throws -> [Float] {
         try model.startSession().forward(tokens, allLogits: true)

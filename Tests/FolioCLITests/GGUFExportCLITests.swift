@@ -104,3 +104,42 @@ import Testing
         #expect(!FileManager.default.fileExists(atPath: s.file("a.gguf")) && !FileManager.default.fileExists(atPath: s.file("c.gguf")))
     }
 }
+
+/// `folio run --chat`: the prompt goes through the carried chat template.
+@Suite struct ChatCLITests {
+    @Test func chatPromptIsTheTemplatesTextEncoded() throws {
+        let s = Scratch()
+        let fixtures = GGUFExportCLITests.fixtures
+        let folder = s.file("mistral")
+        try FileManager.default.copyItem(atPath: fixtures + "/families/mistral", toPath: folder)
+        try GGUFExportCLITests.byteTokenizer().write(to: URL(fileURLWithPath: folder + "/tokenizer.json"))
+        // Room for the long prompt of the features template.
+        var cfg = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: folder + "/config.json"))) as? [String: Any])
+        cfg["max_position_embeddings"] = 2048
+        try JSONSerialization.data(withJSONObject: cfg).write(to: URL(fileURLWithPath: folder + "/config.json"))
+        let template = try String(contentsOfFile: fixtures + "/chat-templates/features.jinja", encoding: .utf8)
+        let config: [String: Any] = ["bos_token": "<s>", "eos_token": "</s>", "chat_template": template]
+        try JSONSerialization.data(withJSONObject: config).write(to: URL(fileURLWithPath: folder + "/tokenizer_config.json"))
+        #expect(try folio("convert", folder, s.file("m.folio")).status == 0)
+        // The rendered text transformers gives (cases.json) for one user message with a generation prompt.
+        let doc = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: fixtures + "/chat-templates/cases.json"))) as? [String: Any])
+        let cases = try #require(doc["cases"] as? [[String: Any]])
+        let c = try #require(cases.first { $0["template"] as? String == "features" && $0["conversation"] as? String == "user" && $0["add_generation_prompt"] as? Bool == true })
+        let expected = try #require(c["expected"] as? String)
+        let user = try #require((c["messages"] as? [[String: Any]])?.first?["content"] as? String)
+        func promptTokens(_ args: [String]) throws -> [Int] {
+            let r = try folio(["run", s.file("m.folio"), "--max-tokens", "0", "--json"] + args)
+            #expect(r.status == 0, "\(r.stderr)")
+            let d = try #require(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])
+            return try #require(d["prompt_tokens"] as? [Int])
+        }
+        let chat = try promptTokens(["--chat", "--prompt", user])
+        #expect(chat == (try promptTokens(["--prompt", expected])))
+        // The same conversation from a messages file.
+        try JSONSerialization.data(withJSONObject: [["role": "user", "content": user]]).write(to: URL(fileURLWithPath: s.file("m.json")))
+        #expect(try promptTokens(["--chat", "--messages", s.file("m.json")]) == chat)
+        // A model without a template says so.
+        let r = try folio("run", fixtures + "/trained/twin.folio", "--chat", "--prompt", "hi", "--max-tokens", "1")
+        #expect(r.status == 1 && r.stderr.contains("has no chat template"), "\(r.stderr)")
+    }
+}

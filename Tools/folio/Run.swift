@@ -12,6 +12,9 @@ struct Run: ParsableCommand {
     @Argument(help: "The .folio model.") var model: String
     @Option(help: "The prompt text (special tokens of the tokenizer's template are added).") var prompt: String?
     @Option(help: "The prompt as comma-separated token ids.") var tokens: String?
+    @Flag(help: "Chat: put the prompt (a user message) through the checkpoint's chat template (chat_template.jinja or tokenizer_config.json) with a generation prompt. Without --prompt or --messages: an interactive conversation on a terminal, or stdin as one user message.") var chat = false
+    @Option(help: "With --chat: a system message before the conversation.") var system: String?
+    @Option(help: "With --chat: a JSON file holding the conversation, [{\"role\": ..., \"content\": ...}, ...].") var messages: String?
     @Option(help: "Tokens to generate (0: only evaluate the prompt).") var maxTokens: Int = 128
     @Option(help: "Sampling temperature (0: greedy).") var temperature: Float = 0
     @Option(help: "Nucleus sampling: keep the most likely tokens up to this probability mass.") var topP: Float = 1
@@ -30,7 +33,14 @@ struct Run: ParsableCommand {
     @Option(help: "Threads to split the work over (default: every core).") var threads: Int?
 
     func validate() throws {
-        guard (prompt == nil) != (tokens == nil) else { throw ValidationError("give exactly one of --prompt and --tokens") }
+        if chat {
+            guard tokens == nil else { throw ValidationError("--chat takes --prompt or --messages, not --tokens") }
+            guard prompt == nil || messages == nil else { throw ValidationError("give at most one of --prompt and --messages") }
+            guard !(json && prompt == nil && messages == nil && isatty(0) != 0) else { throw ValidationError("--json needs --prompt or --messages with --chat") }
+        } else {
+            guard system == nil, messages == nil else { throw ValidationError("--system and --messages need --chat") }
+            guard (prompt == nil) != (tokens == nil) else { throw ValidationError("give exactly one of --prompt and --tokens") }
+        }
         guard maxTokens >= 0 else { throw ValidationError("--max-tokens must not be negative") }
         guard temperature >= 0, temperature.isFinite else { throw ValidationError("--temperature must be a finite number, at least 0") }
         guard topP > 0, topP <= 1 else { throw ValidationError("--top-p must be in (0, 1]") }
@@ -55,6 +65,7 @@ struct Run: ParsableCommand {
         }
         let t1 = FileSystem.monotonicSeconds()
         var ids: [Int32]
+        var conversation: [JSONValue] = system.map { [Self.message("system", $0)] } ?? []
         if let tokens {
             ids = try tokens.split(separator: ",", omittingEmptySubsequences: false).map { s in
                 let t = s.trimmingCharacters(in: .whitespaces)
@@ -62,10 +73,67 @@ struct Run: ParsableCommand {
                 guard Int(v) < generator.vocabSize else { throw CLIError("--tokens: id \(v) is outside the vocabulary (0..<\(generator.vocabSize))") }
                 return v
             }
+        } else if chat {
+            if let messages {
+                conversation += try Self.readMessages(messages)
+            } else if let prompt {
+                conversation.append(Self.message("user", prompt))
+            } else if isatty(0) != 0 {
+                return try interactive(generator, conversation)
+            } else {
+                var input = [UInt8]()
+                while let line = readLine(strippingNewline: false) { input += Array(line.utf8) }
+                conversation.append(Self.message("user", String(decoding: input, as: UTF8.self)))
+            }
+            ids = try generator.chatPrompt(conversation).ids
         } else {
             ids = try generator.encode(prompt!)
         }
         guard !ids.isEmpty else { throw CLIError("the prompt encodes to no tokens") }
+        let options = try generationOptions()
+        let stream = !json && generator.tokenizer != nil
+        let result = try generator.generate(prompt: ids, options: options, onText: stream ? { emitPart($0) } : nil)
+        if stream { emitPart("\n") }
+        try report(result, ids: ids, generator: generator, options: options, load: t1 - t0)
+    }
+
+    static func message(_ role: String, _ content: String) -> JSONValue { .object([("role", .string(role)), ("content", .string(content))]) }
+
+    /// A conversation file: a JSON array of objects, each with string `role` and `content`.
+    static func readMessages(_ path: String) throws -> [JSONValue] {
+        guard let bytes = FileManager.default.contents(atPath: path) else { throw CLIError("\(path): cannot read the file") }
+        let doc: JSONValue
+        do { doc = try JSONParser.parse(Array(bytes)) } catch { throw CLIError("\(path): not valid JSON: \(error)") }
+        guard let list = doc.arrayValue, !list.isEmpty else { throw CLIError("\(path): expected a non-empty JSON array of messages") }
+        for (i, m) in list.enumerated() {
+            guard m["role"]?.stringValue != nil, m["content"] != nil else {
+                throw CLIError("\(path): message \(i) needs a string 'role' and a 'content'")
+            }
+        }
+        return list
+    }
+
+    /// A conversation on the terminal: each line is a user message, the reply is streamed and
+    /// kept in the history; an empty line is skipped, /exit or end of input ends it.
+    func interactive(_ generator: TextGenerator, _ start: [JSONValue]) throws {
+        var conversation = start
+        let options = try generationOptions()
+        FileSystem.writeStderr("chat: type a message and press return; /exit or Ctrl-D ends\n")
+        while true {
+            FileSystem.writeStderr("> ")
+            guard let line = readLine() else { FileSystem.writeStderr("\n"); break }
+            let text = line.trimmingCharacters(in: .whitespaces)
+            if text.isEmpty { continue }
+            if text == "/exit" { break }
+            conversation.append(Self.message("user", line))
+            let ids = try generator.chatPrompt(conversation).ids
+            let result = try generator.generate(prompt: ids, options: options, onText: { emitPart($0) })
+            emitPart("\n")
+            conversation.append(Self.message("assistant", result.text))
+        }
+    }
+
+    func generationOptions() throws -> GenerationOptions {
         var options = GenerationOptions()
         options.maxTokens = maxTokens
         options.temperature = temperature
@@ -83,9 +151,10 @@ struct Run: ParsableCommand {
         }
         options.seed = seed ?? UInt64.random(in: 0...UInt64.max)
         options.promptLogits = logits != nil
-        let stream = !json && generator.tokenizer != nil
-        let result = try generator.generate(prompt: ids, options: options, onText: stream ? { emitPart($0) } : nil)
-        if stream { emitPart("\n") }
+        return options
+    }
+
+    func report(_ result: GenerationResult, ids: [Int32], generator: TextGenerator, options: GenerationOptions, load: Double) throws {
         if let logits {
             try NumPyWriter.writeFloat32(result.promptLogits, shape: [ids.count, generator.vocabSize], to: logits)
         }
@@ -107,7 +176,7 @@ struct Run: ParsableCommand {
             emit(result.tokens.map(String.init).joined(separator: ","))
         }
         if timing {
-            FileSystem.writeStderr("run: load \(fmt(t1 - t0, 3)) s; prompt \(ids.count) tokens at \(fmt(promptRate, 1)) tokens/s; "
+            FileSystem.writeStderr("run: load \(fmt(load, 3)) s; prompt \(ids.count) tokens at \(fmt(promptRate, 1)) tokens/s; "
                 + "\(result.tokens.count) generated, \(fmt(rate, 1)) tokens/s"
                 + (options.draft == nil ? "" : "; \(result.draftAccepted) of \(result.draftProposed) proposed tokens accepted in \(result.verifyPasses) passes")
                 + "\n")
