@@ -8,8 +8,13 @@ struct Diff: ParsableCommand {
     @Argument(help: "First file.") var a: String
     @Argument(help: "Second file.") var b: String
     @Flag(help: "Print one JSON document.") var json = false
+    @Option(help: "Also write pictures into this folder: per tensor both files' value histograms, the error histogram, the RMS error of every row and the largest error of every group of 32, and an overview page, index.html.") var plot: String?
 
     func run() throws {
+        if let plot {
+            let page = try WeightPlots.diff(a, b, into: plot)
+            FileSystem.writeStderr("diff: pictures in \(plot), overview \(page)\n")
+        }
         let d = try Inspector.diff(a, b)
         if json {
             emit(JSONValue.object([

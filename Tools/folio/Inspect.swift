@@ -9,8 +9,13 @@ struct Inspect: ParsableCommand {
     @Flag(help: "Print one JSON document.") var json = false
     @Option(help: "Only tensors whose name matches this glob.") var tensor: String?
     @Flag(help: "Add min, max, mean, std and NaN/Inf counts over the dequantized values.") var stats = false
+    @Option(help: "Also write pictures into this folder: a PNG histogram of each floating-point tensor's values (and each row's quantization step for quantized ones) and an overview page, index.html.") var plot: String?
 
     func run() throws {
+        if let plot {
+            let page = try WeightPlots.inspect(file, filter: tensor.map(Glob.init), into: plot)
+            FileSystem.writeStderr("inspect: pictures in \(plot), overview \(page)\n")
+        }
         let doc = try Inspector.describe(file, filter: tensor.map(Glob.init), stats: stats)
         if json { emit(doc.serialized()); return }
         var lines: [String] = []

@@ -37,6 +37,19 @@ CONVERSATIONS = {
                           {"role": "user", "content": "Tell me a joke."}],
 }
 
+# Tool use, for the templates that take tools: a tool definition, a call and its result.
+TOOLS = [{"type": "function", "function": {"name": "get_weather", "description": "The weather in a city.",
+          "parameters": {"type": "object", "properties": {"city": {"type": "string", "description": "City name"},
+                                                          "unit": {"type": "string", "enum": ["celsius", "fahrenheit"]}},
+                         "required": ["city"]}}}]
+TOOL_CONVERSATION = [
+    {"role": "user", "content": "What is the weather in Paris?"},
+    {"role": "assistant", "content": "", "tool_calls": [{"id": "abc123def", "type": "function",
+                                                        "function": {"name": "get_weather", "arguments": {"city": "Paris", "unit": "celsius"}}}]},
+    {"role": "tool", "tool_call_id": "abc123def", "name": "get_weather", "content": "{\"temperature\": 18}"},
+]
+TOOL_TEMPLATES = {"qwen2.5", "llama3.1", "mistral"}
+
 
 def main():
     cases = []
@@ -50,6 +63,16 @@ def main():
                         "variables": tokens}
                 try:
                     rendered, _ = render_jinja_template([messages], chat_template=template, add_generation_prompt=agp, **tokens)
+                    case["expected"] = rendered[0]
+                except jinja2.exceptions.TemplateError as e:
+                    case["error"] = str(e)
+                cases.append(case)
+        if name in TOOL_TEMPLATES:
+            for agp in (False, True):
+                case = {"template": name, "conversation": "tools", "messages": TOOL_CONVERSATION, "add_generation_prompt": agp,
+                        "variables": dict(tokens, tools=TOOLS)}
+                try:
+                    rendered, _ = render_jinja_template([TOOL_CONVERSATION], tools=TOOLS, chat_template=template, add_generation_prompt=agp, **tokens)
                     case["expected"] = rendered[0]
                 except jinja2.exceptions.TemplateError as e:
                     case["error"] = str(e)
