@@ -126,9 +126,10 @@ def main():
                 def cosine(x, y):
                     return (x * y).sum(1) / (np.linalg.norm(x, axis=1) * np.linalg.norm(y, axis=1))
                 cos = cosine(mine, theirs)
+                whole = cosine(mine.reshape(1, -1), theirs.reshape(1, -1))[0]
                 agree = (mine.argmax(1) == theirs.argmax(1)).mean()
                 print(f"{label:10s} {os.path.getsize(out):>10,} bytes, tensors {types}, {len(keys)} keys read by gguf-py: "
-                      f"cosine min {cos.min():.7f} mean {cos.mean():.7f}, max |diff| {np.abs(mine - theirs).max():.4g}, "
+                      f"cosine of all logits {whole:.7f}, per position min {cos.min():.7f} mean {cos.mean():.7f}, max |diff| {np.abs(mine - theirs).max():.4g}, "
                       f"argmax agreement {agree:.4f}; against float32 of the stored values: folio min "
                       f"{cosine(mine, exact).min():.7f}, llama.cpp min {cosine(theirs, exact).min():.7f}")
                 del llm
