@@ -39,6 +39,11 @@ public enum Encoding: Hashable, Sendable, CustomStringConvertible {
     /// Not in the contract's list; it exists because a symmetric grid cannot match an
     /// affine one on groups whose values are not centred on zero.
     case affine8(group: Int)
+    /// Affine 3-bit and 2-bit, for embedding tables: `x = scale * q + min`, q in [0, 7] or
+    /// [0, 3]; float16 scale and min per group; codes packed 8 to 3 bytes (3-bit) or 4 to a
+    /// byte (2-bit). Rows are looked up, never multiplied in place.
+    case int3(group: Int)
+    case int2(group: Int)
 
     public static let allowedGroups = [16, 32, 64, 128, 256]
 
@@ -55,7 +60,8 @@ public enum Encoding: Hashable, Sendable, CustomStringConvertible {
         }
         if let d = DType(rawValue: name) { self = .plain(d); return }
         for (prefix, make) in [("int8/g", { Encoding.int8(group: $0) }), ("int4/g", { Encoding.int4(group: $0) }),
-                               ("affine8/g", { Encoding.affine8(group: $0) })] as [(String, (Int) -> Encoding)] {
+                               ("affine8/g", { Encoding.affine8(group: $0) }), ("int3/g", { Encoding.int3(group: $0) }),
+                               ("int2/g", { Encoding.int2(group: $0) })] as [(String, (Int) -> Encoding)] {
             if name.hasPrefix(prefix), let n = Int(name.dropFirst(prefix.count)), Encoding.allowedGroups.contains(n),
                String(n) == name.dropFirst(prefix.count) {
                 self = make(n); return
@@ -72,6 +78,8 @@ public enum Encoding: Hashable, Sendable, CustomStringConvertible {
         case let .int8(g): return g.map { "int8/g\($0)" } ?? "int8"
         case let .int4(g): return "int4/g\(g)"
         case let .affine8(g): return "affine8/g\(g)"
+        case let .int3(g): return "int3/g\(g)"
+        case let .int2(g): return "int2/g\(g)"
         }
     }
 
@@ -95,7 +103,7 @@ public enum Encoding: Hashable, Sendable, CustomStringConvertible {
             if width == 0 { return "rows are empty" }
             if let g, width % g != 0 { return "row length \(width) is not a multiple of the group size \(g)" }
             return nil
-        case let .int4(g), let .affine8(g):
+        case let .int4(g), let .affine8(g), let .int3(g), let .int2(g):
             if width == 0 { return "rows are empty" }
             if width % g != 0 { return "row length \(width) is not a multiple of the group size \(g)" }
             return nil
@@ -117,6 +125,13 @@ public enum Encoding: Hashable, Sendable, CustomStringConvertible {
         case let .affine8(g):
             let (s, o) = width.addingReportingOverflow((width / g) * 4)
             return o ? nil : s
+        case let .int3(g):
+            // width is a multiple of g >= 16, so of 8: whole 3-byte packs.
+            let (s, o) = (width / 8 * 3).addingReportingOverflow((width / g) * 4)
+            return o ? nil : s
+        case let .int2(g):
+            let (s, o) = (width / 4).addingReportingOverflow((width / g) * 4)
+            return o ? nil : s
         }
     }
 
@@ -124,7 +139,7 @@ public enum Encoding: Hashable, Sendable, CustomStringConvertible {
     public var recordAlignment: Int {
         switch self {
         case let .plain(d): return d.size
-        case .int8, .int4, .affine8: return 4
+        case .int8, .int4, .affine8, .int3, .int2: return 4
         }
     }
 }

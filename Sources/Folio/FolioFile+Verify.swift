@@ -69,7 +69,7 @@ extension FolioFile {
         switch t.encoding {
         case .int8(nil): return (1, true)
         case let .int8(g?): return (width / g, false)
-        case let .int4(g), let .affine8(g): return (2 * (width / g), false)
+        case let .int4(g), let .affine8(g), let .int3(g), let .int2(g): return (2 * (width / g), false)
         case .plain: return nil
         }
     }

@@ -5,13 +5,13 @@ import CFolioKernels
 /// The lookup kernel (C, prefetching, store or accumulate) against the row codec, bit for bit.
 @Suite struct GatherTests {
     static let encodings: [Encoding] = [.plain(.f32), .plain(.f16), .plain(.bf16), .int8(group: nil), .int8(group: 32), .int8(group: 64),
-                                        .int4(group: 32), .int4(group: 128), .affine8(group: 32), .plain(.f64)]
+                                        .int4(group: 32), .int4(group: 128), .affine8(group: 32), .int3(group: 32), .int2(group: 16), .plain(.f64)]
 
     /// Widths that exercise the kernels' 128-column blocks and their tails (32 columns for
     /// int4, 16 and a masked rest for int8), valid for the encoding's group.
     static func widths(_ enc: Encoding) -> [Int] {
         switch enc {
-        case let .int4(g), let .affine8(g), let .int8(g?): return g == 32 ? [256, 160, 32] : [256, 3 * g]
+        case let .int4(g), let .affine8(g), let .int8(g?), let .int3(g), let .int2(g): return g == 32 ? [256, 160, 32] : [256, 3 * g]
         default: return [256, 200, 7]
         }
     }

@@ -2,7 +2,7 @@ import Testing
 @testable import Folio
 
 @Suite struct PagedLayoutTests {
-    static let encodings: [Encoding] = [.int8(group: nil), .int8(group: 32), .int4(group: 32), .int4(group: 128), .affine8(group: 64), .plain(.f32), .plain(.bf16)]
+    static let encodings: [Encoding] = [.int8(group: nil), .int8(group: 32), .int4(group: 32), .int4(group: 128), .affine8(group: 64), .int3(group: 32), .int2(group: 64), .plain(.f32), .plain(.bf16)]
     static let pageSizes = [4096, 16384, 2 << 20]
 
     @Test(arguments: PagedLayoutTests.encodings, PagedLayoutTests.pageSizes)

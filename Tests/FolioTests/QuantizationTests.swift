@@ -28,6 +28,18 @@ enum ReferenceDecode {
             case let .affine8(g):
                 let G = width / g
                 return (0..<width).map { i in f16(p, 4 * (i / g)) * Float(rec[4 * G + i]) + f16(p, 4 * (i / g) + 2) }
+            case let .int3(g), let .int2(g):
+                // The packed bytes read as one little-endian bit string: code i in bits [b*i, b*i + b).
+                let b = if case .int3 = e { 3 } else { 2 }
+                let G = width / g
+                return (0..<width).map { i in
+                    var q = 0
+                    for k in 0..<b {
+                        let bit = b * i + k
+                        if rec[4 * G + bit / 8] & (1 << (bit % 8)) != 0 { q |= 1 << k }
+                    }
+                    return f16(p, 4 * (i / g)) * Float(q) + f16(p, 4 * (i / g) + 2)
+                }
             case let .plain(d):
                 var out = [Float](repeating: 0, count: width)
                 d.toFloat(p, count: width, into: &out)
@@ -52,13 +64,17 @@ func encodeDecode(_ e: Encoding, _ x: [Float]) throws -> (record: [UInt8], value
 }
 
 @Suite struct QuantizationTests {
-    static let schemes: [Encoding] = [.int8(group: nil)] + Encoding.allowedGroups.flatMap { [.int8(group: $0), .int4(group: $0), .affine8(group: $0)] }
+    static let schemes: [Encoding] = [.int8(group: nil)] + Encoding.allowedGroups.flatMap {
+        [.int8(group: $0), .int4(group: $0), .affine8(group: $0), .int3(group: $0), .int2(group: $0)]
+    }
 
     @Test func recordSizesFollowTheSpec() {
         #expect(Encoding.int8(group: nil).recordSize(width: 256) == 260)
         #expect(Encoding.int8(group: 32).recordSize(width: 256) == 256 + 16)
         #expect(Encoding.int4(group: 32).recordSize(width: 256) == 32 + 128)
         #expect(Encoding.affine8(group: 64).recordSize(width: 256) == 16 + 256)
+        #expect(Encoding.int3(group: 32).recordSize(width: 256) == 32 + 96)
+        #expect(Encoding.int2(group: 16).recordSize(width: 256) == 64 + 64)
         #expect(Encoding.plain(.bf16).recordSize(width: 256) == 512)
         #expect(MemoryLayout<Float16>.size == 2)
     }
@@ -69,6 +85,8 @@ func encodeDecode(_ e: Encoding, _ x: [Float]) throws -> (record: [UInt8], value
         #expect(Encoding(name: "int4/g48") == nil)
         #expect(Encoding(name: "int4/g032") == nil)
         #expect(Encoding(name: "f16") == .plain(.f16))
+        #expect(Encoding(name: "int3/g64") == .int3(group: 64) && Encoding(name: "int2/g16") == .int2(group: 16))
+        #expect(Encoding(name: "int3") == nil && Encoding(name: "int2/g8") == nil)
     }
 
     @Test func gaussianErrorIsWithinBounds() throws {
@@ -121,8 +139,8 @@ func encodeDecode(_ e: Encoding, _ x: [Float]) throws -> (record: [UInt8], value
                 let part = Array(x[i..<(i + g)]); let s = half(part.map(abs).max()! / 127)
                 return part.map { s * min(127, max(-127, ($0 / s).rounded())) }
             }
-        case let .int4(g), let .affine8(g):
-            let top: Float = if case .int4 = e { 15 } else { 255 }
+        case let .int4(g), let .affine8(g), let .int3(g), let .int2(g):
+            let top: Float = switch e { case .int4: 15; case .int3: 7; case .int2: 3; default: 255 }
             return stride(from: 0, to: x.count, by: g).flatMap { i -> [Float] in
                 let part = Array(x[i..<(i + g)]); let lo = half(part.min()!); let s = half((part.max()! - part.min()!) / top)
                 return part.map { s * min(top, max(0, (($0 - lo) / s).rounded())) + lo }

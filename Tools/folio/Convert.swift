@@ -12,7 +12,7 @@ struct Convert: ParsableCommand {
         a .gguf file, a PyTorch .bin/.pt/.pth file, a NumPy .npy/.npz file, or a .folio file \
         or sharded index (.folio.index.json).
         DST: ends in .folio (Folio), .safetensors (quantized tensors are dequantized to float32) .gguf (GGUF v3 for llama.cpp, llama and mistral models: int8/gN as Q8_0 and int4/gN as Q4_1 without loss, F32/F16/BF16 as stored, anything else as F32, the tokenizer and chat template carried) or / (a Hugging Face model folder: model.safetensors and every carried file: config, tokenizer, generation and sentence-transformers files).
-        Schemes: f32, f16, bf16, int8, int8/gN, int4 (= int4/g32), int4/gN, affine8/gN; N in 32, 64, 128, 256.
+        Schemes: f32, f16, bf16, int8, int8/gN, int4 (= int4/g32), int4/gN, affine8/gN, and for embedding tables int3/gN and int2/gN; N in 16, 32, 64, 128, 256.
         """)
 
     @Argument(help: "Source checkpoint.") var src: String

@@ -66,6 +66,12 @@ def dequantize(scheme, records, width):
         codes = np.empty((n, width), np.float32)
         codes[:, 0::2] = packed & 0x0F
         codes[:, 1::2] = packed >> 4
+    elif kind in ("int3", "int2"):
+        # The packed bytes are one little-endian bit string; code j is bits [b*j, b*j + b).
+        b = 3 if kind == "int3" else 2
+        packed = np.ascontiguousarray(records[:, 4 * g:4 * g + width * b // 8])
+        bits = np.unpackbits(packed, axis=1, bitorder="little").reshape(n, width, b).astype(np.uint8)
+        codes = (bits * (1 << np.arange(b, dtype=np.uint8))).sum(axis=2).astype(np.float32)
     else:  # affine8
         codes = records[:, 4 * g:4 * g + width].astype(np.float32)
     product = scale * codes.reshape(n, g, group)

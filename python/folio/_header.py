@@ -30,7 +30,7 @@ TOP_KEYS = {"page_size", "chunk_size", "data_size", "metadata", "tensors", "file
 
 
 class Scheme:
-    """A quantized dtype of section 6: kind ('int8', 'int8g', 'int4', 'affine8') and group N."""
+    """A quantized dtype of section 6: kind ('int8', 'int8g', 'int4', 'affine8', 'int3', 'int2') and group N."""
 
     __slots__ = ("name", "kind", "group")
 
@@ -50,6 +50,10 @@ class Scheme:
             return width + 2 * g
         if self.kind == "int4":
             return 4 * g + width // 2
+        if self.kind == "int3":
+            return 4 * g + width // 8 * 3
+        if self.kind == "int2":
+            return 4 * g + width // 4
         return 4 * g + width  # affine8
 
 
@@ -59,7 +63,7 @@ def parse_dtype(name):
         return name
     if name == "int8":
         return Scheme(name, "int8", 0)
-    for prefix, kind in (("int8/g", "int8g"), ("int4/g", "int4"), ("affine8/g", "affine8")):
+    for prefix, kind in (("int8/g", "int8g"), ("int4/g", "int4"), ("affine8/g", "affine8"), ("int3/g", "int3"), ("int2/g", "int2")):
         if name.startswith(prefix):
             digits = name[len(prefix):]
             if digits.isdigit() and digits.isascii() and not digits.startswith("0"):

@@ -215,6 +215,7 @@ class Fixtures(ReaderCase):
             "int8g32": ["--quantize", "*.weight=int8/g32"],
             "int4g64": ["--quantize", "*proj.weight=int4/g64", "--embeddings", "int4/g32"],
             "affine8": ["--quantize", "*proj.weight=affine8/g32"],
+            "int3-int2": ["--embeddings", "int3/g32", "--quantize", "*proj.weight=int2/g16"],
             "weights-int8": ["--weights", "int8"],
             "weights-int4": ["--weights", "int4"],
             "page16k": ["--embeddings", "int8/g32", "--page-size", "16384"],

@@ -13,6 +13,9 @@ public enum RowCodecIssue: Error, Sendable, Equatable {
 /// - `int4/gN`:   `width/N` pairs (float16 scale, float16 min), then `width/2` bytes; value
 ///                `2i` in the low nibble of byte `i`, value `2i+1` in the high nibble.
 /// - `affine8/gN`: `width/N` pairs (float16 scale, float16 min), then `width` uint8 codes.
+/// - `int3/gN`:   `width/N` pairs, then `3 * width/8` bytes: codes 8i..8i+7 in the 24-bit
+///                little-endian word of bytes 3i..3i+2, code 8i+k in bits 3k..3k+2.
+/// - `int2/gN`:   `width/N` pairs, then `width/4` bytes: code 4i+k in bits 2k..2k+1 of byte i.
 /// - plain dtype: the row's values in that dtype.
 public enum RowCodec {
     /// Encodes one row. `record` must hold `encoding.recordSize(width:)` bytes.
@@ -69,6 +72,47 @@ public enum RowCodec {
                     }
                 }
             }
+        case let .int3(group), let .int2(group):
+            let bits = if case .int3 = encoding { 3 } else { 2 }
+            let groups = width / group
+            let packed = (record + groups * 4).assumingMemoryBound(to: UInt8.self)
+            var q = [UInt8](repeating: 0, count: group)
+            for g in 0..<groups {
+                let part = UnsafeBufferPointer(rebasing: x[(g * group)..<((g + 1) * group)])
+                let (s, m) = try q.withUnsafeMutableBufferPointer { qb throws in
+                    try AffineKernel.quantize(part, codes: qb, levels: (1 << bits) - 1)
+                }
+                record.storeBytes(of: Convert.floatToF16(s), toByteOffset: g * 4, as: UInt16.self)
+                record.storeBytes(of: Convert.floatToF16(m), toByteOffset: g * 4 + 2, as: UInt16.self)
+                Self.pack(q, bits: bits, into: packed + g * group * bits / 8)
+            }
+        }
+    }
+
+    /// Packs codes of `bits` (2 or 3) bits: 2-bit four to a byte, 3-bit eight to three bytes
+    /// (a 24-bit little-endian word), the first code in the lowest bits.
+    static func pack(_ q: [UInt8], bits: Int, into out: UnsafeMutablePointer<UInt8>) {
+        let perWord = bits == 3 ? 8 : 4, wordBytes = bits == 3 ? 3 : 1
+        for w in 0..<(q.count / perWord) {
+            var word: UInt32 = 0
+            for k in 0..<perWord { word |= UInt32(q[w * perWord + k]) << UInt32(bits * k) }
+            for b in 0..<wordBytes { out[w * wordBytes + b] = UInt8(truncatingIfNeeded: word >> UInt32(8 * b)) }
+        }
+    }
+
+    /// The `count` codes of `bits` bits packed at `packed`, applied as `scale * q + min`
+    /// (the product rounded to float32, then the sum: FOLIO.md 6.3).
+    static func unpack(_ packed: UnsafePointer<UInt8>, bits: Int, count: Int, scale: Float, min m: Float, into out: UnsafeMutablePointer<Float>) {
+        let perWord = bits == 3 ? 8 : 4, wordBytes = bits == 3 ? 3 : 1
+        let mask = UInt32((1 << bits) - 1)
+        for w in 0..<(count / perWord) {
+            var word: UInt32 = 0
+            for b in 0..<wordBytes { word |= UInt32(packed[w * wordBytes + b]) << UInt32(8 * b) }
+            for k in 0..<perWord {
+                let q = Float((word >> UInt32(bits * k)) & mask)
+                let p = scale * q
+                out[w * perWord + k] = p + m
+            }
         }
     }
 
@@ -104,6 +148,15 @@ public enum RowCodec {
                 let s = Convert.f16ToFloat(record.loadUnaligned(fromByteOffset: g * 4, as: UInt16.self))
                 let m = Convert.f16ToFloat(record.loadUnaligned(fromByteOffset: g * 4 + 2, as: UInt16.self))
                 AffineKernel.dequantize8(codes + g * group, count: group, scale: s, min: m, into: out + g * group)
+            }
+        case let .int3(group), let .int2(group):
+            let bits = if case .int3 = encoding { 3 } else { 2 }
+            let groups = width / group
+            let packed = (record + groups * 4).assumingMemoryBound(to: UInt8.self)
+            for g in 0..<groups {
+                let s = Convert.f16ToFloat(record.loadUnaligned(fromByteOffset: g * 4, as: UInt16.self))
+                let m = Convert.f16ToFloat(record.loadUnaligned(fromByteOffset: g * 4 + 2, as: UInt16.self))
+                unpack(packed + g * group * bits / 8, bits: bits, count: group, scale: s, min: m, into: out + g * group)
             }
         }
     }

@@ -168,7 +168,7 @@ public enum WeightPlots {
                         scales = (0..<(width / g)).map { Float(Float16(bitPattern: rec.loadUnaligned(fromByteOffset: 2 * $0, as: UInt16.self))) }
                     case .int8(nil):
                         scales = [rec.loadUnaligned(as: Float.self)]
-                    case .int4(let g), .affine8(let g):
+                    case .int4(let g), .affine8(let g), .int3(let g), .int2(let g):
                         scales = (0..<(width / g)).map { Float(Float16(bitPattern: rec.loadUnaligned(fromByteOffset: 4 * $0, as: UInt16.self))) }
                     default: break
                     }
