@@ -73,6 +73,56 @@ def family_model(name, tmp, folio, **config):
     return out
 
 
+def tokenizer_model(name, tmp, folio):
+    """The llama family fixture with its vocabulary grown to a real pre-tokenizer's fixture
+    tokenizer (Tests/Fixtures/bpe/NAME: GPT-2, Llama 3 or Qwen2 rules), random embeddings."""
+    import shutil
+    from safetensors.numpy import load_file, save_file
+    src = os.path.join(ROOT, "Tests", "Fixtures", "families", "llama-rope-parameters")
+    folder = os.path.join(tmp, "tok-" + name)
+    os.makedirs(folder)
+    tok = os.path.join(ROOT, "Tests", "Fixtures", "bpe", name, "tokenizer.json")
+    shutil.copy(tok, folder)
+    t = json.load(open(tok))
+    vocab = max(list(t["model"]["vocab"].values()) + [a["id"] for a in t.get("added_tokens", [])]) + 1
+    cfg = json.load(open(os.path.join(src, "config.json")))
+    cfg["vocab_size"] = vocab
+    json.dump(cfg, open(os.path.join(folder, "config.json"), "w"))
+    w = load_file(os.path.join(src, "model.safetensors"))
+    rng = np.random.default_rng(0)
+    for k in ("model.embed_tokens.weight", "lm_head.weight"):
+        w[k] = (rng.standard_normal((vocab, w[k].shape[1])) * 0.05).astype(np.float32)
+    save_file(w, os.path.join(folder, "model.safetensors"), metadata={"format": "pt"})
+    out = os.path.join(tmp, "tok-" + name + ".folio")
+    run(folio, "convert", folder, out)
+    return out, tok
+
+
+TEXTS = ["Hello world", "  leading spaces and\ttabs\n\nnew lines", "def f(x):\n    return x ** 2  # square",
+         "Numbers 1234567 and 3.14159, dates 2026-12-07", "Unicode: café naïve 東京 😀 — dashes", "it's we're they'll I'd",
+         "<|endoftext|> inside", "   ", "a" * 50, "MiXeD CaSe and URLs https://example.com/path?q=1"]
+
+
+def check_tokenizers(a, tmp):
+    """llama.cpp's ids for the exported vocabulary against Hugging Face tokenizers' ids."""
+    from llama_cpp import Llama
+    from tokenizers import Tokenizer
+    for name in ("gpt2", "llama3", "qwen2"):
+        model, tok = tokenizer_model(name, tmp, a.folio)
+        out = os.path.join(tmp, f"tok-{name}.gguf")
+        run(a.folio, "convert", model, out)
+        llm = Llama(model_path=out, vocab_only=True, verbose=False)
+        hf = Tokenizer.from_file(tok)
+        same = 0
+        for text in TEXTS:
+            want = hf.encode(text, add_special_tokens=True).ids
+            got = llm.tokenize(text.encode(), add_bos=True, special=True)
+            same += got == want
+            if got != want:
+                print(f"  {name}: {text!r}: llama.cpp {got[:12]} tokenizers {want[:12]}")
+        print(f"tokenizer {name}: llama.cpp equals tokenizers on {same}/{len(TEXTS)} texts")
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--folio", default=os.path.join(ROOT, ".build", "release", "folio"))
@@ -88,6 +138,7 @@ def main():
     print(f"cpu: {cpu()}; {len(held)} ids")
     variants = {"as stored": [], "F32": ["--quantize", "*=f32"], "Q8_0": ["--weights", "int8"]}
     with tempfile.TemporaryDirectory() as tmp:
+        check_tokenizers(a, tmp)
         models = [(a.model, held)]
         # The Mistral fixture slides a window of 16; llama.cpp's llama has none, so without it.
         for fam, cfg in (("llama-rope-parameters", {}), ("mistral", {"sliding_window": None})):
