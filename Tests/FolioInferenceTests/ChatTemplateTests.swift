@@ -39,6 +39,14 @@ import FolioTokenizers
         }
     }
 
+    @Test func integerOverflowIsAnErrorNotATrap() throws {
+        for source in ["{{ 2 ** 63 }}", "{{ 10 ** 20 }}", "{{ 9223372036854775807 + 1 }}", "{{ -(-9223372036854775807 - 1) }}",
+                       "{{ (-9223372036854775807 - 1) // -1 }}", "{{ 3.5e300 | int }}", "{{ range(-9223372036854775807, 9223372036854775807) | length }}"] {
+            let t = try ChatTemplate(source: source, file: "t")
+            #expect(throws: TokenizerError.self, "\(source)") { try t.render(messages: [], addGenerationPrompt: false) }
+        }
+    }
+
     @Test func syntaxErrorsNameTheLine() throws {
         #expect(throws: TokenizerError.self) { try ChatTemplate(source: "a\n{% if x %}b", file: "t") }
         do { _ = try ChatTemplate(source: "line one\n{{ x | }}", file: "t.jinja") } catch TokenizerError.badConfig(let f, let field, let reason) {

@@ -86,7 +86,10 @@ class FolioFile:
             f.seek(size - 8)
             if f.read(8) != END_MAGIC:
                 raise FolioError(f"{self.path}: the end magic FOLIOEND is missing (truncated or damaged)")
-            self._mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_COPY)
+            # numpy gets read-only views of a read-only mapping; torch (which wants writable
+            # memory) views of a private copy-on-write one, whose writes never reach the file.
+            self._mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_COPY if self._framework == "pt" else mmap.ACCESS_READ)
+            self._verify_mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) if self._framework == "pt" else self._mm
         self._u8 = np.frombuffer(self._mm, np.uint8)
         self._tensors = OrderedDict((t.name, t) for t in self._h.tensors)
         self._files = OrderedDict((n, (o, s)) for n, o, s in self._h.files)
@@ -107,6 +110,7 @@ class FolioFile:
         """Drops this reader's references to the mapping; arrays already returned keep it alive."""
         self._u8 = None
         self._mm = None
+        self._verify_mm = None
 
     def _bytes(self):
         if self._u8 is None:
@@ -374,8 +378,10 @@ class FolioFile:
 
         Returns {"chunks": C, "data_bytes": S} for an intact file; raises FolioError naming
         the first damaged chunk (its absolute byte range and what it holds) and how many more.
+        The file's own bytes are hashed, never what a caller wrote into a returned tensor.
         """
-        u8 = self._bytes()
+        self._bytes()
+        u8 = np.frombuffer(self._verify_mm, np.uint8)
         h = self._h
         d, s, c = h.data_start, h.data_size, h.chunk_size
         count = -(-s // c)
@@ -421,8 +427,11 @@ class TensorSlice:
             array = o._array(t)[key]
             return to_framework(_contiguous(array) if o._framework == "pt" else array,
                                 t.dtype, o._framework, o._exotic)
-        if not t.shape:
-            return to_framework(o._array(t)[key], t.dtype, o._framework, o._exotic)
+        simple = all(isinstance(k, (int, np.integer, slice)) or
+                     (isinstance(k, (list, np.ndarray)) and np.ndim(k) == 1 and k is key[0]) for k in key)
+        if not t.shape or not key or not simple:
+            # Ellipsis, None, multi-dimensional index arrays: numpy's own semantics on the whole tensor.
+            return to_framework(_contiguous(o._array(t)[key]), t.dtype, o._framework, o._exotic)
         first, rest = key[0], key[1:]
         outer = t.shape[0]
         picked = np.arange(outer, dtype=np.int64)[first]

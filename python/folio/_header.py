@@ -229,7 +229,7 @@ def _tensor(entry, i, version, page, where):
         if not is_int(entry.get(key)):
             raise FolioError(f"{at}: field '{key}': must be a non-negative integer")
     source = entry.get("source_dtype")
-    if source is not None and (not isinstance(source, str) or source not in PLAIN):
+    if "source_dtype" in entry and (not isinstance(source, str) or source not in PLAIN):
         raise FolioError(f"{at}: field 'source_dtype': not a plain dtype")
     layout = entry.get("layout", "dense")
     layouts = ("dense", "paged", "records") if version >= 3 else ("dense", "paged")
@@ -290,13 +290,14 @@ def _tensor(entry, i, version, page, where):
         expected = 0 if rows == 0 else t.rel(rows - 1) + rs
         if t.nbytes != expected:
             raise FolioError(f"{at}: field 'nbytes': {t.nbytes}, expected {expected}")
-        if t.offset % offset_align:
+        # A compressed tensor's offset is that of its stored bytes: a multiple of 64 (15.1).
+        if t.offset % offset_align and "codec" not in entry:
             raise FolioError(f"{at}: field 'offset': {t.offset} is not a multiple of {offset_align}")
 
     t.codec = entry.get("codec")
     t.planes = False
     t.chunk_bytes = t.stored_nbytes = t.index_hash = None
-    if t.codec is None:
+    if "codec" not in entry:
         for key in COMPRESSED_KEYS - {"codec"}:
             if key in entry:
                 raise FolioError(f"{at}: field '{key}' without 'codec'")
@@ -391,7 +392,7 @@ def parse_header(preamble, header_bytes, file_size, where, xxh3):
         raise FolioError(f"{where}: field 'data_size': {s} is not an integer below 2^62")
     h.page_size, h.chunk_size, h.data_size = p, c, s
     meta = top.get("metadata")
-    if meta is not None:
+    if "metadata" in top:
         if not isinstance(meta, dict) or not all(isinstance(v, str) for v in meta.values()):
             raise FolioError(f"{where}: field 'metadata': every value must be a string")
         meta = dict(meta)

@@ -78,5 +78,19 @@ class Plots(unittest.TestCase):
             self.assertIn(f"lm_head.weight.{kind}.png", images)
 
 
+    def test_non_finite_values_do_not_crash(self):
+        import numpy as np
+        from safetensors.numpy import save_file
+        a = np.random.default_rng(0).standard_normal((40, 64)).astype(np.float32)
+        b = a.copy()
+        b[3, 5], b[7, 0], b[9, 9] = np.nan, np.inf, -np.inf
+        pa, pb = os.path.join(self.tmp, "a.safetensors"), os.path.join(self.tmp, "b.safetensors")
+        save_file({"w": a, "big": np.full((4, 32), 3e17, np.float32)}, pa)
+        save_file({"w": b, "big": np.full((4, 32), 3e17, np.float32)}, pb)
+        for args in (["diff", pa, pb, "--plot", os.path.join(self.tmp, "nan-diff")], ["inspect", pb, "--plot", os.path.join(self.tmp, "nan-inspect")]):
+            done = subprocess.run([FOLIO, *args], capture_output=True, text=True)
+            self.assertEqual(done.returncode, 0, f"{args}: {done.stderr}")
+
+
 if __name__ == "__main__":
     unittest.main()

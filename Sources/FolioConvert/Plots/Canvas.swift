@@ -25,8 +25,11 @@ struct Canvas {
     }
 
     mutating func fill(x0: Int, y0: Int, x1: Int, y1: Int, _ c: Color) {
-        for y in max(0, min(y0, y1))...min(height - 1, max(y0, y1)) {
-            for x in max(0, min(x0, x1))...min(width - 1, max(x0, x1)) { set(x, y, c) }
+        let ya = max(0, min(y0, y1)), yb = min(height - 1, max(y0, y1))
+        let xa = max(0, min(x0, x1)), xb = min(width - 1, max(x0, x1))
+        guard ya <= yb, xa <= xb else { return }  // entirely off the canvas
+        for y in ya...yb {
+            for x in xa...xb { set(x, y, c) }
         }
     }
 

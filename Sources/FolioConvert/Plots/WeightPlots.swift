@@ -99,13 +99,14 @@ public enum WeightPlots {
         init(lo: Double, hi: Double, bins: Int) {
             let l = lo.isFinite ? lo : 0, h = hi.isFinite ? hi : 0
             self.lo = l
-            self.hi = h > l ? h : l + 1
+            self.hi = h > l ? h : max(l + 1, l.nextUp)
             counts = [Int](repeating: 0, count: bins)
         }
         mutating func add(_ v: Double) {
             guard v.isFinite else { return }
-            let i = Int((v - lo) / (hi - lo) * Double(counts.count))
-            counts[min(max(i, 0), counts.count - 1)] += 1
+            let f = (v - lo) / (hi - lo) * Double(counts.count)
+            let i = f.isFinite ? Int(min(max(f, 0), Double(counts.count - 1))) : (v > lo ? counts.count - 1 : 0)
+            counts[i] += 1
         }
     }
 
@@ -119,6 +120,7 @@ public enum WeightPlots {
             sum = [Double](repeating: 0, count: n); count = [Int](repeating: 0, count: n); maximum = [Double](repeating: 0, count: n)
         }
         mutating func add(row: Int, _ v: Double) {
+            guard v.isFinite else { return }  // a NaN or infinite row (a damaged scale) is left out
             let b = row * sum.count / max(1, rows)
             sum[b] += v; count[b] += 1; maximum[b] = max(maximum[b], v)
         }
@@ -227,14 +229,18 @@ public enum WeightPlots {
     static func rowChart(_ s: RowSeries, label: String) throws -> Canvas {
         var c = Canvas(width: chartWidth, height: chartHeight)
         let plotW = chartWidth - left - right, plotH = chartHeight - top - bottom
-        let peak = max(s.maximum.max() ?? 0, 1e-30)
+        let peak = min(max(s.maximum.max() ?? 0, 1e-30), .greatestFiniteMagnitude)
         let n = s.sum.count
         var previous: (Int, Int)? = nil
         for i in 0..<n where s.count[i] > 0 {
             let x0 = left + i * plotW / n, x1 = max(x0, left + (i + 1) * plotW / n - 1)
-            let yMax = top + plotH - Int(Double(plotH) * s.maximum[i] / peak)
+            func px(_ v: Double) -> Int {
+                let f = Double(plotH) * v / peak
+                return f.isFinite ? Int(min(max(f, 0), Double(plotH))) : plotH
+            }
+            let yMax = top + plotH - px(s.maximum[i])
             c.fill(x0: x0, y0: yMax, x1: x1, y1: top + plotH - 1, Canvas.lightBlue)
-            let y = top + plotH - Int(Double(plotH) * (s.sum[i] / Double(s.count[i])) / peak)
+            let y = top + plotH - px(s.sum[i] / Double(s.count[i]))
             let mid = (x0 + x1) / 2
             if let p = previous { c.line(p.0, p.1, mid, y, Canvas.blue) } else { c.set(mid, y, Canvas.blue) }
             previous = (mid, y)

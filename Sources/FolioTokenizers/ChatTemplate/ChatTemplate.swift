@@ -24,7 +24,8 @@ public struct ChatTemplate: @unchecked Sendable {
     /// - Throws: `TokenizerError.badConfig` with the template's own message when it calls
     ///   `raise_exception`, or the evaluation error.
     public func render(messages: [JSONValue], addGenerationPrompt: Bool, variables: [(String, JSONValue)] = []) throws -> String {
-        var globals: [String: TemplateValue] = [:]
+        // transformers always passes these two, None unless given.
+        var globals: [String: TemplateValue] = ["tools": .none, "documents": .none]
         for (k, v) in variables { globals[k] = TemplateValue(json: v) }
         globals["messages"] = .list(messages.map(TemplateValue.init(json:)))
         globals["add_generation_prompt"] = .bool(addGenerationPrompt)

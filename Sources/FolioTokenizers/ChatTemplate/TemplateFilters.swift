@@ -32,7 +32,9 @@ enum TemplateFilters {
         case "int":
             switch v {
             case .int: return v
-            case .double(let d): return .int(Int(d))
+            case .double(let d):
+                guard d.isFinite, abs(d) < 9.2e18 else { throw TemplateError("cannot convert \(TemplateValue.pythonFloat(d)) to int") }
+                return .int(Int(d))
             case .bool(let b): return .int(b ? 1 : 0)
             case .string(let s): return .int(Int(s.trimmingCharacters(in: .whitespaces)) ?? 0)
             default: return .int(0)

@@ -382,20 +382,27 @@ struct ExpressionParser {
         return try comparison()
     }
 
+    /// Comparisons chain as in Python: `a < b < c` is `a < b and b < c`.
     mutating func comparison() throws -> Expression {
-        var e = try concat()
+        var left = try concat()
+        var result: Expression? = nil
         while true {
+            let op: String
             if case .op(let o) = peek, ["==", "!=", "<", ">", "<=", ">="].contains(o) {
                 _ = next()
-                e = .binary(o, e, try concat())
+                op = o
             } else if accept(.name("in")) {
-                e = .binary("in", e, try concat())
+                op = "in"
             } else if peek == .name("not"), tokens.count > at + 1, tokens[at + 1] == .name("in") {
                 _ = next(); _ = next()
-                e = .binary("not in", e, try concat())
+                op = "not in"
             } else {
-                return e
+                return result ?? left
             }
+            let right = try concat()
+            let link = Expression.binary(op, left, right)
+            result = result.map { .binary("and", $0, link) } ?? link
+            left = right
         }
     }
 

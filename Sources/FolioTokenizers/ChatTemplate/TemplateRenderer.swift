@@ -125,7 +125,9 @@ final class TemplateRenderer {
             let v = try eval(x)
             if op == "not" { return .bool(!v.truthy) }
             switch v {
-            case .int(let i): return .int(-i)
+            case .int(let i):
+                guard i != Int.min else { throw TemplateError("integer overflow") }
+                return .int(-i)
             case .double(let d): return .double(-d)
             default: throw TemplateError("bad operand type for unary -: '\(v.typeName)'")
             }
@@ -172,7 +174,10 @@ final class TemplateRenderer {
             switch (x, y) {
             case let (.string(a), .string(b)): return .string(a + b)
             case let (.list(a), .list(b)): return .list(a + b)
-            case let (.int(a), .int(b)): return .int(a &+ b)
+            case let (.int(a), .int(b)):
+                let (r, o) = a.addingReportingOverflow(b)
+                guard !o else { throw TemplateError("integer overflow") }
+                return .int(r)
             default:
                 if let a = x.number, let b = y.number, !(x.isString || y.isString) { return .double(a + b) }
                 throw TemplateError("unsupported operand type(s) for +: '\(x.typeName)' and '\(y.typeName)'")
@@ -184,14 +189,29 @@ final class TemplateRenderer {
                 throw TemplateError("unsupported operand type(s) for \(op): '\(x.typeName)' and '\(y.typeName)'")
             }
             if case .int(let i) = x, case .int(let j) = y, op != "/" {
+                func checked(_ r: (partialValue: Int, overflow: Bool)) throws -> TemplateValue {
+                    guard !r.overflow else { throw TemplateError("integer overflow") }
+                    return .int(r.partialValue)
+                }
                 switch op {
-                case "-": return .int(i &- j)
-                case "*": return .int(i &* j)
+                case "-": return try checked(i.subtractingReportingOverflow(j))
+                case "*": return try checked(i.multipliedReportingOverflow(by: j))
                 case "//", "%":
                     guard j != 0 else { throw TemplateError("integer division or modulo by zero") }
-                    let q = Int((Double(i) / Double(j)).rounded(.down))
-                    return op == "//" ? .int(q) : .int(i - q * j)
-                default: return j >= 0 ? .int(Int(pow(Double(i), Double(j)))) : .double(pow(Double(i), Double(j)))
+                    guard !(i == Int.min && j == -1) else { throw TemplateError("integer overflow") }
+                    // Python's floor division and a remainder with the divisor's sign.
+                    var q = i / j, r = i % j
+                    if r != 0 && ((r < 0) != (j < 0)) { q -= 1; r += j }
+                    return op == "//" ? .int(q) : .int(r)
+                default:
+                    guard j >= 0 else { return .double(pow(Double(i), Double(j))) }
+                    var result = 1, base = i, e = j
+                    while e > 0 {
+                        if e & 1 == 1 { result = try checked(result.multipliedReportingOverflow(by: base)).intValue }
+                        e >>= 1
+                        if e > 0 { base = try checked(base.multipliedReportingOverflow(by: base)).intValue }
+                    }
+                    return .int(result)
                 }
             }
             switch op {
@@ -304,7 +324,8 @@ final class TemplateRenderer {
                 }
                 let (lo, hi, step) = ints.count == 1 ? (0, ints[0], 1) : ints.count == 2 ? (ints[0], ints[1], 1) : ints.count == 3 ? (ints[0], ints[1], ints[2]) : (0, 0, 0)
                 guard step != 0, ints.count <= 3, ints.count >= 1 else { throw TemplateError("bad arguments to range()") }
-                guard abs((hi - lo) / step) < 1_000_000 else { throw TemplateError("range() too large") }
+                let span = Double(hi) - Double(lo)
+                guard abs(span / Double(step)) < 1_000_000 else { throw TemplateError("range() too large") }
                 return .list(stride(from: lo, to: hi, by: step).map { .int($0) })
             case "strftime_now":
                 guard case .string(let format)? = args.first else { throw TemplateError("strftime_now needs a format") }
@@ -345,6 +366,7 @@ final class TemplateRenderer {
 }
 
 extension TemplateValue {
+    var intValue: Int { if case .int(let i) = self { return i }; return 0 }
     var isString: Bool { if case .string = self { return true }; return false }
     var isNone: Bool { if case .none = self { return true }; return false }
 }
