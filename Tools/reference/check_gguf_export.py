@@ -21,13 +21,8 @@ import tempfile
 import numpy as np
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
-
-
-def cpu():
-    for line in open("/proc/cpuinfo"):
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return "unknown"
+sys.path.insert(0, os.path.join(ROOT, "Tools", "bench"))
+from lookups_bench import cpu_name as cpu  # noqa: E402  (the same /proc/cpuinfo reading)
 
 
 def run(*args):

@@ -407,6 +407,14 @@ class FolioFile:
         return {"chunks": count, "data_bytes": s}
 
 
+def rows_first_key(key):
+    """Whether an index tuple picks rows by its first entry and narrows the rest with ints and
+    slices only (then only those rows need reading); Ellipsis, None, empty or nd index keys
+    are left to numpy on the whole tensor."""
+    return bool(key) and all(isinstance(k, (int, np.integer, slice)) or
+                             (i == 0 and isinstance(k, (list, np.ndarray)) and np.ndim(k) == 1) for i, k in enumerate(key))
+
+
 class TensorSlice:
     """Lazy indexing into one tensor; only the rows asked for are read and decoded."""
 
@@ -427,9 +435,7 @@ class TensorSlice:
             array = o._array(t)[key]
             return to_framework(_contiguous(array) if o._framework == "pt" else array,
                                 t.dtype, o._framework, o._exotic)
-        simple = all(isinstance(k, (int, np.integer, slice)) or
-                     (isinstance(k, (list, np.ndarray)) and np.ndim(k) == 1 and k is key[0]) for k in key)
-        if not t.shape or not key or not simple:
+        if not t.shape or not rows_first_key(key):
             # Ellipsis, None, multi-dimensional index arrays: numpy's own semantics on the whole tensor.
             return to_framework(_contiguous(o._array(t)[key]), t.dtype, o._framework, o._exotic)
         first, rest = key[0], key[1:]

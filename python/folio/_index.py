@@ -5,7 +5,7 @@ import os
 import numpy as np
 
 from ._errors import FolioError
-from ._file import FolioFile, _check_framework, to_framework
+from ._file import FolioFile, _check_framework, rows_first_key, to_framework
 from ._header import MAX_DIM, is_int, parse_dtype, parse_json
 
 MAX_INDEX = 256 << 20
@@ -235,6 +235,8 @@ class _SplitSlice:
     def __getitem__(self, key):
         if not isinstance(key, tuple):
             key = (key,)
+        if not rows_first_key(key):
+            return self._owner.get_tensor(self._e.name)[key]
         picked = np.arange(self._e.rows, dtype=np.int64)[key[0]]
         scalar = np.ndim(picked) == 0
         values = self._owner.get_rows(self._e.name, np.atleast_1d(picked))

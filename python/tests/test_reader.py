@@ -246,6 +246,10 @@ class Fixtures(ReaderCase):
             self.assertEqual(len(f.verify()), 5)
             t = f.tensor_info("model.embed_tokens.weight")
             self.assertEqual(len(t["parts"]), 5)
+            whole = f.get_tensor("model.embed_tokens.weight")
+            sl = f.get_slice("model.embed_tokens.weight")
+            for key in [(slice(100, 250),), (Ellipsis, 0), (None,), ([[0, 599], [130, 250]],), (-1, slice(3, 9))]:
+                self.assertTrue(same_bits(sl[key], whole[key]), f"{key}")
 
     def test_sharded_compressed_conversion(self):
         src = os.path.join(FIXTURES, "tiny-llama")
