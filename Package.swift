@@ -30,11 +30,16 @@ let package = Package(
             path: "Sources/CZstd",
             providers: [.apt(["libzstd-dev"])]
         ),
+        .systemLibrary(
+            name: "CCurl",
+            path: "Sources/CCurl",
+            providers: [.apt(["libcurl4-openssl-dev"])]
+        ),
         .target(name: "CFolioKernels"),
         .target(name: "CFolioMath", dependencies: ["CFolioKernels"]),
         .target(
             name: "Folio",
-            dependencies: ["CXXHash", "CLZ4", "CZstd", "CFolioKernels"]
+            dependencies: ["CXXHash", "CLZ4", "CZstd", "CCurl", "CFolioKernels"]
         ),
         .target(name: "FolioConvert", dependencies: ["Folio", "FolioTokenizers", .product(name: "ZIPFoundation", package: "ZIPFoundation")]),
         .target(name: "FolioTokenizers", dependencies: ["Folio"]),

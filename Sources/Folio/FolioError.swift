@@ -20,6 +20,9 @@ public enum FolioError: Error, CustomStringConvertible, Sendable {
     /// The caller used the API wrongly with data from outside (for example writing
     /// more bytes than a tensor holds).
     case invalidUse(file: String, reason: String)
+    /// Reading a remote file failed: the server refused, broke off, sent bytes that fail
+    /// their checksum, ignored the byte range or changed the file between two requests.
+    case remote(url: String, reason: String)
 
     public var description: String {
         switch self {
@@ -33,6 +36,7 @@ public enum FolioError: Error, CustomStringConvertible, Sendable {
             return "\(file): tensor '\(tensor)': row \(row) is out of range (the tensor has \(rows) rows)"
         case let .encode(file, tensor, reason): return "\(file): tensor '\(tensor)': \(reason)"
         case let .invalidUse(file, reason): return "\(file): \(reason)"
+        case let .remote(url, reason): return "\(url): \(reason)"
         }
     }
 }

@@ -22,18 +22,33 @@ public struct VerifyReport: Sendable {
     public var badScales: [String] = []
     /// Damaged chunk indexes and chunks of compressed tensors (each naming tensor and chunk).
     public var compressedDamage: [String] = []
-    public var isIntact: Bool { tableDamage == nil && damagedChunks.isEmpty && badScales.isEmpty && compressedDamage.isEmpty }
+    /// Set when bytes of a remote file could not be fetched (verification stopped there).
+    public var unreadable: String?
+    public var isIntact: Bool { tableDamage == nil && damagedChunks.isEmpty && badScales.isEmpty && compressedDamage.isEmpty && unreadable == nil }
     /// One line per problem, for the user.
-    public var problems: [String] { (tableDamage.map { [$0] } ?? []) + damagedChunks.map(\.description) + compressedDamage + badScales }
+    public var problems: [String] {
+        (tableDamage.map { [$0] } ?? []) + damagedChunks.map(\.description) + compressedDamage + badScales + (unreadable.map { [$0] } ?? [])
+    }
 }
 
 extension FolioFile {
     /// Checks the chunk-hash table and, when it is intact, recomputes every data chunk's
     /// checksum. Pages are released as it goes so that memory use stays flat.
+    ///
+    /// A remote file is fetched window by window as raw bytes (not through the chunk check
+    /// that guards ordinary reads), so that damage is reported here the same way as for a
+    /// local file.
     public func verify(progress: ((Int, Int) -> Void)? = nil) -> VerifyReport {
         let h = header
         var damaged: [ChunkDamage] = []
         var tableDamage: String? = nil
+        let remote = map.remote
+        var unreadable: String? = nil
+        if let remote {
+            do { try remote.ensureRaw([h.trailerOffset..<fileSize]) } catch {
+                return VerifyReport(tableDamage: nil, damagedChunks: [], unreadable: "\(error)")
+            }
+        }
         map.withBytes { all in
             let table = UnsafeRawBufferPointer(rebasing: all[h.trailerOffset..<(h.trailerOffset + h.chunkCount * 8)])
             let stored = all.loadUnaligned(fromByteOffset: all.count - 16, as: UInt64.self).littleEndian
@@ -44,6 +59,13 @@ extension FolioFile {
                 return
             }
             for c in 0..<h.chunkCount {
+                if let remote, c % 64 == 0 {
+                    let lo = h.dataOffset + c * h.chunkSize
+                    do { try remote.ensureRaw([lo..<min(h.dataOffset + h.dataSize, lo + 64 * h.chunkSize)]) } catch {
+                        unreadable = "\(error)"
+                        break
+                    }
+                }
                 let start = c * h.chunkSize
                 let end = min(h.dataSize, start + h.chunkSize)
                 let bytes = UnsafeRawBufferPointer(rebasing: all[(h.dataOffset + start)..<(h.dataOffset + end)])
@@ -52,11 +74,15 @@ extension FolioFile {
                     damaged.append(ChunkDamage(chunk: c, byteRange: (h.dataOffset + start)..<(h.dataOffset + end),
                                                culprits: culprits(start..<end)))
                 }
-                if c % 64 == 63 { releaseBytes(offset: (c - 63) * h.chunkSize, length: 64 * h.chunkSize) }
+                if c % 64 == 63 || c == h.chunkCount - 1 {
+                    let lo = c / 64 * 64 * h.chunkSize
+                    if let remote { remote.dropRaw((h.dataOffset + lo)..<(h.dataOffset + end)) } else { releaseBytes(offset: lo, length: 64 * h.chunkSize) }
+                }
                 progress?(c + 1, h.chunkCount)
             }
         }
-        var report = VerifyReport(tableDamage: tableDamage, damagedChunks: damaged)
+        var report = VerifyReport(tableDamage: tableDamage, damagedChunks: damaged, unreadable: unreadable)
+        if unreadable != nil { return report }
         report.compressedDamage = verifyCompressedTensors(decompress: true)
         if tableDamage == nil { report.badScales = nonFiniteScales() + compressedNonFiniteScales() }
         return report

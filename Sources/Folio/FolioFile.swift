@@ -14,11 +14,25 @@ public final class FolioFile: Sendable {
     /// `resident`: read the whole file into private 2 MiB-page memory instead of mapping it
     /// (see `MappedFile`): for lookup-heavy tables that fit in RAM. `cacheBytes` bounds the
     /// decompressed chunks of compressed tensors kept in memory.
+    ///
+    /// `path` may be an http(s) URL: the file is then read with byte-range requests (see
+    /// `RemoteBytes`): the header in one or two requests, each data chunk fetched when first
+    /// read and used only once it matches its XXH3 hash in the chunk table.
     public init(path: String, resident: Bool = false, cacheBytes: Int = FolioFile.defaultCacheBytes) throws {
-        self.path = path
         chunkCache = ChunkCache(capacity: cacheBytes)
-        map = try MappedFile(path: path, resident: resident)
-        header = try map.withBytes { b throws in try FolioHeader.parse(b, file: path) }
+        if RemoteLocation.isURL(path) {
+            let remote = try RemoteBytes(url: path)
+            self.path = remote.display
+            guard !resident else {
+                throw FolioError.invalidUse(file: remote.display, reason: "--resident reads a local file into memory; a remote file is fetched as it is read")
+            }
+            map = MappedFile(remote: remote)
+            header = try Self.openRemote(remote)
+        } else {
+            self.path = path
+            map = try MappedFile(path: path, resident: resident)
+            header = try map.withBytes { b throws in try FolioHeader.parse(b, file: path) }
+        }
         var idx: [String: Int] = [:]
         for (i, t) in header.tensors.enumerated() { idx[t.name] = i }
         index = idx
@@ -46,6 +60,7 @@ public final class FolioFile: Sendable {
         if let c = t.compression {
             throw FolioError.invalidUse(file: path, reason: "tensor '\(t.name)' is stored compressed (\(c.codec.rawValue)) and has no contiguous bytes; read it by rows, or convert the file without --compress")
         }
+        try map.ensure(offset: header.dataOffset + t.offset, count: t.nbytes)
         return try map.withBytes { (all: UnsafeRawBufferPointer) throws -> R in
             let start = header.dataOffset + t.offset
             return try body(UnsafeRawBufferPointer(rebasing: all[start..<(start + t.nbytes)]))
@@ -66,6 +81,7 @@ public final class FolioFile: Sendable {
     /// Calls `body` with the bytes of an embedded file (config.json, tokenizer.json, ...).
     public func withFile<R>(named name: String, _ body: (UnsafeRawBufferPointer) throws -> R) throws -> R? {
         guard let f = header.files.first(where: { $0.name == name }) else { return nil }
+        try map.ensure(offset: header.dataOffset + f.offset, count: f.nbytes)
         return try map.withBytes { all in
             let start = header.dataOffset + f.offset
             return try body(UnsafeRawBufferPointer(rebasing: all[start..<(start + f.nbytes)]))
@@ -86,6 +102,7 @@ public final class FolioFile: Sendable {
             throw FolioError.invalidUse(file: path, reason: "output buffer holds \(out.count) floats, row of '\(t.name)' has \(t.rowWidth)")
         }
         if t.isCompressed { return try compressedDecodeRow(t, row, into: out.baseAddress!, accumulate: false) }
+        if map.remote != nil { try map.ensure([rowByteRange(t, row)]) }
         map.withBytes { all in
             decodeRow(t, row, all: all, into: out.baseAddress!)
         }
@@ -119,6 +136,7 @@ public final class FolioFile: Sendable {
         }
         guard !rows.isEmpty, t.rowWidth > 0 else { return }
         if t.isCompressed { return try compressedGatherRows(t, rows: rows, into: out, stride: stride, accumulate: accumulate) }
+        if map.remote != nil { try map.ensure(rows.map { rowByteRange(t, Int($0)) }) }
         let width = t.rowWidth
         guard let (kind, group) = Self.kernelKind(t.encoding) else {
             // Other plain dtypes (f64, integers): one row at a time through the codec.
@@ -193,6 +211,9 @@ public final class FolioFile: Sendable {
         }
         let n = rows.count / t
         guard n > 0, first.rowWidth > 0 else { return }
+        if map.remote != nil, !tables.contains(where: \.isCompressed) {
+            try map.ensure(rows.enumerated().map { rowByteRange(tables[$0.offset % t], Int($0.element)) })
+        }
         guard let (kind, group) = Self.kernelKind(first.encoding), !tables.contains(where: \.isCompressed) else {
             for (k, table) in tables.enumerated() {
                 let mine = (0..<n).map { rows[$0 * t + k] }
@@ -244,6 +265,7 @@ public final class FolioFile: Sendable {
         }
         guard !rows.isEmpty, first.rowWidth > 0 else { return 0 }
         if tables.contains(where: \.isCompressed) { return try compressedTouchRows(tables, rows: rows) }
+        if map.remote != nil { try map.ensure(rows.enumerated().map { rowByteRange(tables[$0.offset % t], Int($0.element)) }) }
         let recordSize = tables.map { rowByteRange($0, 0).count }.max()!
         return withUnsafeTemporaryAllocation(of: Int64.self, capacity: rows.count) { offsets in
             for (i, r) in rows.enumerated() { offsets[i] = Int64(rowByteRange(tables[i % t], Int(r)).lowerBound) }
@@ -260,6 +282,11 @@ public final class FolioFile: Sendable {
         }
         let width = t.rowWidth
         if t.isCompressed { return try compressedReadRows(t, start: start, count: count, into: out) }
+        if map.remote != nil, count > 0 {
+            let range = rowByteRange(t, start).lowerBound..<rowByteRange(t, start + count - 1).upperBound
+            map.remote!.noteSequentialRead(range)
+            try map.ensure([range])
+        }
         map.withBytes { all in
             if t.paged == nil, let d = t.encoding.plainDType, width > 0 {
                 let begin = header.dataOffset + t.offset + start * width * d.size

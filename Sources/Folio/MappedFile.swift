@@ -1,5 +1,9 @@
 /// A read-only memory mapping of a whole file. It owns the mapping and unmaps it when the
 /// last reference goes; its bytes are reached only inside `withBytes`.
+///
+/// It is also the byte-source seam of the storage layer: over a remote file (`remote`) the
+/// bytes live in a sparse buffer filled on demand, and a reader calls `ensure` for the
+/// ranges it is about to read (a no-op for a local file, whose mapping has every byte).
 public final class MappedFile: @unchecked Sendable {
     // @unchecked: the mapping is read-only and immutable for the object's lifetime.
     public let path: String
@@ -9,6 +13,8 @@ public final class MappedFile: @unchecked Sendable {
     private let anonymous: (UnsafeMutableRawPointer, Int)?
     /// True when the bytes are a private in-memory copy rather than a file mapping.
     public let isResident: Bool
+    /// The remote file whose fetched bytes this buffer holds; nil for a local file.
+    public let remote: RemoteBytes?
 
     /// Maps `path` read-only. An empty file is valid and maps to an empty buffer.
     /// `resident`: read the whole file into private memory backed by 2 MiB pages instead
@@ -16,6 +22,7 @@ public final class MappedFile: @unchecked Sendable {
     /// page-table faults; costs the file's size in RAM and the time to read it).
     public init(path: String, resident: Bool = false) throws {
         isResident = resident
+        remote = nil
         self.path = path
         let fd: Int32
         do { fd = try Sys.openRead(path) } catch { throw FolioError.system(error) }
@@ -51,7 +58,34 @@ public final class MappedFile: @unchecked Sendable {
         }
     }
 
+    /// The buffer of a remote file (bytes present once `ensure`d).
+    public init(remote: RemoteBytes) {
+        self.remote = remote
+        path = remote.display
+        size = remote.size
+        base = remote.base
+        anonymous = nil
+        isResident = false
+    }
+
+    /// Opens a local path, or an http(s) URL as a remote file.
+    public convenience init(location: String) throws {
+        if RemoteLocation.isURL(location) { self.init(remote: try RemoteBytes(url: location)) } else { try self.init(path: location) }
+    }
+
+    /// Makes bytes [offset, offset + count) readable: fetches them for a remote file.
+    @inline(__always)
+    public func ensure(offset: Int, count: Int) throws {
+        if let remote { try remote.ensure(offset..<(offset + count)) }
+    }
+
+    /// Makes several byte ranges readable, fetched together (in parallel) when remote.
+    public func ensure(_ ranges: [Range<Int>]) throws {
+        if let remote { try remote.ensure(ranges) }
+    }
+
     deinit {
+        if remote != nil { return }  // The remote file owns its buffer.
         if let (p, n) = anonymous { Sys.unmap(p, length: n) } else if let base { Sys.unmap(base, length: size) }
     }
 
@@ -74,6 +108,15 @@ public final class MappedFile: @unchecked Sendable {
         guard let base, size > 0 else { return }
         let start = max(0, min(offset, size))
         let end = min(size, start + max(0, min(length ?? size, size - start)))
+        if let remote {
+            // Over a remote file: "will need" starts the fetch, "done with" drops the bytes.
+            switch advice {
+            case .willNeed: remote.prefetch([start..<end])
+            case .dontNeed: remote.release(start..<end)
+            default: break
+            }
+            return
+        }
         let page = Sys.pageSize
         let alignedStart = start / page * page
         guard end > alignedStart else { return }

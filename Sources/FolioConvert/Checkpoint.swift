@@ -81,6 +81,16 @@ public struct Checkpoint: Sendable {
     public let files: [(name: String, bytes: [UInt8])]
     /// What the conversion should tell the user (a GGUF tokenizer that could not be carried).
     public var notes: [String] = []
+    /// The open reader behind a Folio, index or safetensors checkpoint, so that a caller
+    /// needing more than the tensors does not open it again (for a remote file, again
+    /// means more requests).
+    public var opened: Opened?
+
+    public enum Opened: Sendable {
+        case folio(FolioFile)
+        case index(FolioIndex)
+        case safetensors(SafetensorsFile)
+    }
 
     /// Opens a `.safetensors`, `.folio` or `.gguf` file or a Hugging Face model folder.
     /// `keepQuantized` presents GGUF blocks that a Folio scheme holds without loss (Q8_0,
@@ -88,6 +98,14 @@ public struct Checkpoint: Sendable {
     /// tokenizer files of a GGUF from its `tokenizer.ggml.*` keys (about a second for a
     /// 128k vocabulary, so only a conversion asks for it; inspecting does not).
     public static func open(_ path: String, keepQuantized: Bool = false, carryTokenizer: Bool = false) throws -> Checkpoint {
+        if RemoteLocation.isURL(path) {
+            // Over HTTP: Folio files, their sharded indexes and safetensors files.
+            let name = RemoteLocation.display(path)
+            if name.hasSuffix(".folio") { return try openFolio(path) }
+            if name.hasSuffix(FolioSharding.indexSuffix) { return try openFolioIndex(path) }
+            if name.hasSuffix(".safetensors") { return try openSafetensors(path) }
+            throw ConvertError.unsupported(file: name, reason: "remote reads take a .folio, .folio.index.json or .safetensors URL; download other formats first")
+        }
         if FileSystem.isDirectory(path) { return try openFolder(path) }
         guard FileSystem.exists(path) else { throw ConvertError.badFile(file: path, reason: "no such file or folder") }
         if path.hasSuffix(".folio") { return try openFolio(path) }
@@ -102,19 +120,23 @@ public struct Checkpoint: Sendable {
 
     static func openSafetensors(_ path: String) throws -> Checkpoint {
         let f = try SafetensorsFile(path: path)
-        let (kept, metadata) = try KeptQuantized.read(f.header.metadata, file: path)
+        let (kept, metadata) = try KeptQuantized.read(f.header.metadata, file: f.path)
         let tensors = try f.header.entries.map { e in
             if let k = kept[e.name] { return try k.source(e, file: f) }
-            return SourceTensor(name: e.name, encoding: .plain(e.dtype), shape: e.shape, file: path, storage: SafetensorsStorage(file: f, entry: e))
+            return SourceTensor(name: e.name, encoding: .plain(e.dtype), shape: e.shape, file: f.path, storage: SafetensorsStorage(file: f, entry: e))
         }
-        return Checkpoint(path: path, format: .safetensors, tensors: tensors, metadata: metadata, files: [])
+        var c = Checkpoint(path: f.path, format: .safetensors, tensors: tensors, metadata: metadata, files: [])
+        c.opened = .safetensors(f)
+        return c
     }
 
     static func openFolio(_ path: String) throws -> Checkpoint {
         let f = try FolioFile(path: path)
-        let tensors = f.tensors.map { SourceTensor(name: $0.name, encoding: $0.encoding, shape: $0.shape, file: path, storage: FolioStorage(file: f, tensor: $0)) }
-        let files = f.header.files.map { (name: $0.name, bytes: f.fileBytes(named: $0.name) ?? []) }
-        return Checkpoint(path: path, format: .folio, tensors: tensors, metadata: f.header.metadata, files: files)
+        let tensors = f.tensors.map { SourceTensor(name: $0.name, encoding: $0.encoding, shape: $0.shape, file: f.path, storage: FolioStorage(file: f, tensor: $0)) }
+        let files = try f.header.files.map { (name: $0.name, bytes: try f.withFile(named: $0.name) { Array($0) } ?? []) }
+        var c = Checkpoint(path: f.path, format: .folio, tensors: tensors, metadata: f.header.metadata, files: files)
+        c.opened = .folio(f)
+        return c
     }
 }
 

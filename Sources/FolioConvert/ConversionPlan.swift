@@ -7,6 +7,10 @@ public struct ConversionOptions: Sendable {
     /// Explicit schemes by name pattern; the first match wins, and wins over `embeddings`.
     public var rules: [(Glob, Encoding)]
     public var pageSize: Int
+    /// Unit of the data checksums (FOLIO.md 8): 1 MiB by default; a file served over HTTP
+    /// for row lookups reads best with chunks of one page, since a remote read fetches and
+    /// checks whole chunks.
+    public var chunkSize: Int = FolioFormat.defaultChunkSize
     /// For safetensors output: keep quantized tensors' records instead of dequantizing.
     public var keepQuantized: Bool
     /// Split the output into shards of at most this many bytes.

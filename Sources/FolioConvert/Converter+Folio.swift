@@ -114,7 +114,7 @@ extension Converter {
             return p
         }
         let writer = try FolioWriter(path: path, tensors: shardPlans, files: files.map { ($0.name, $0.bytes.count) },
-                                     metadata: metadata, pageSize: options.pageSize)
+                                     metadata: metadata, pageSize: options.pageSize, chunkSize: options.chunkSize)
         do {
             for f in files { try f.bytes.withUnsafeBytes { try writer.writeFile(f.name, $0) } }
             for (k, item) in items.enumerated() {

@@ -28,12 +28,17 @@ public struct FolioIndex: Sendable {
     /// declared encoding, parts of a split tensor cover its rows in order with matching
     /// row width, and no shard tensor is left out.
     public init(path: String) throws {
-        self.path = path
+        let remote = RemoteLocation.isURL(path)
+        let shown = remote ? RemoteLocation.display(path) : path
+        self.path = shown
         let dir = FolioSharding.directory(of: path)
-        func bad(_ field: String, _ reason: String) -> ConvertError { .badField(file: path, field: field, reason: reason) }
+        func bad(_ field: String, _ reason: String) -> ConvertError { .badField(file: shown, field: field, reason: reason) }
         let json: JSONValue
-        do { json = try JSONParser.parse(try FileSystem.read(path, limit: 256 << 20)) } catch let e as JSONParseError {
-            throw ConvertError.badFile(file: path, reason: "not valid JSON: \(e)")
+        do {
+            let text = remote ? try RemoteBytes.readWhole(url: path, limit: 256 << 20) : try FileSystem.read(path, limit: 256 << 20)
+            json = try JSONParser.parse(text)
+        } catch let e as JSONParseError {
+            throw ConvertError.badFile(file: shown, reason: "not valid JSON: \(e)")
         }
         guard json["format"]?.stringValue == "folio-index" else { throw bad("format", "expected \"folio-index\"") }
         guard json["version"]?.intValue == 1 else { throw bad("version", "expected 1") }
@@ -45,7 +50,8 @@ public struct FolioIndex: Sendable {
                 throw bad("shards", "\(s.serialized()) is not a .folio file name in the index's folder")
             }
             guard shards[name] == nil else { throw bad("shards", "'\(name)' is listed twice") }
-            shards[name] = try FolioFile(path: dir + "/" + name)
+            // Shards lie beside the index: in its folder, or at its URL's sibling path.
+            shards[name] = try FolioFile(path: remote ? RemoteLocation.sibling(of: path, named: name) : dir + "/" + name)
             order.append(name)
         }
         if let m = json["metadata"] {
@@ -189,6 +195,8 @@ extension Checkpoint {
             }
             return SourceTensor(name: e.name, encoding: e.encoding, shape: e.shape, file: path, storage: ConcatRowsStorage(parts: e.parts))
         }
-        return Checkpoint(path: path, format: .folioIndex, tensors: tensors, metadata: index.metadata, files: index.files)
+        var c = Checkpoint(path: index.path, format: .folioIndex, tensors: tensors, metadata: index.metadata, files: index.files)
+        c.opened = .index(index)
+        return c
     }
 }

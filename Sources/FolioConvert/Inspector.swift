@@ -22,7 +22,8 @@ public enum Inspector {
         var tensors: [JSONValue] = []
         let sources = checkpoint.tensors.filter { filter?.matches($0.name) ?? true }
         if checkpoint.format == .folioIndex {
-            let index = try FolioIndex(path: path)
+            let index: FolioIndex
+            if case let .index(i)? = checkpoint.opened { index = i } else { index = try FolioIndex(path: path) }
             let first = index.shards[index.shardOrder[0]]!
             members = [
                 ("format", .string("folio-index")), ("version", .int(1)), ("page_size", .int(first.header.pageSize)),
@@ -61,7 +62,8 @@ public enum Inspector {
                 tensors.append(.object(m))
             }
         } else if checkpoint.format == .folio {
-            let f = try FolioFile(path: path)
+            let f: FolioFile
+            if case let .folio(o)? = checkpoint.opened { f = o } else { f = try FolioFile(path: path) }
             members = [
                 ("format", .string("folio")), ("version", .int(f.header.version)), ("page_size", .int(f.header.pageSize)),
                 ("chunk_size", .int(f.header.chunkSize)), ("file_size", .int(f.fileSize)),
@@ -113,7 +115,8 @@ public enum Inspector {
                 ]))
             }
         } else {
-            let f = try SafetensorsFile(path: path)
+            let f: SafetensorsFile
+            if case let .safetensors(o)? = checkpoint.opened { f = o } else { f = try SafetensorsFile(path: path) }
             members = [
                 ("format", .string("safetensors")), ("version", .null), ("page_size", .null), ("file_size", .int(f.fileSize)),
                 ("metadata", .object((f.header.metadata ?? []).map { ($0.0, .string($0.1)) })),

@@ -106,18 +106,39 @@ public final class SafetensorsFile: Sendable {
     public let header: SafetensorsHeader
     let map: MappedFile
 
+    /// Opens a local file or an http(s) URL. Remotely the 8-byte length and the header come
+    /// in the first request (a header longer than it costs a second); the data is fetched
+    /// as it is read, in units of `remoteUnit` bytes, with readahead while streaming. A
+    /// safetensors file has no checksums, so remote bytes are checked only for length and
+    /// for coming from one unchanged file (ETag, Last-Modified, size).
     public init(path: String) throws {
-        self.path = path
-        map = try MappedFile(path: path)
-        header = try map.withBytes { try SafetensorsHeader.parse($0, file: path) }
+        map = try MappedFile(location: path)
+        self.path = map.path
+        if let remote = map.remote, remote.size >= 8 {
+            let n = map.withBytes { $0.loadUnaligned(fromByteOffset: 0, as: UInt64.self).littleEndian }
+            if n <= UInt64(SafetensorsHeader.maxHeaderSize), 8 + Int(n) <= remote.size { try remote.ensureRaw([0..<(8 + Int(n))]) }
+        }
+        let shown = self.path
+        header = try map.withBytes { try SafetensorsHeader.parse($0, file: shown) }
+        if let remote = map.remote {
+            try remote.setRegion(start: header.dataStart, end: remote.size, unit: Self.remoteUnit, unitName: "piece") { _, _ in true }
+        }
     }
+
+    /// The fetch unit of remote safetensors data.
+    static let remoteUnit = 4 << 20
 
     public var fileSize: Int { map.size }
 
     /// Calls `body` with bytes `range` (relative to the tensor) of an entry.
-    public func withBytes<R>(of e: SafetensorsEntry, range: Range<Int>? = nil, _ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+    public func withBytes<R>(of e: SafetensorsEntry, range: Range<Int>? = nil, _ body: (UnsafeRawBufferPointer) throws -> R) throws -> R {
         let r = range ?? 0..<e.nbytes
-        return try map.withBytes(offset: header.dataStart + e.begin + r.lowerBound, count: r.count, body)
+        let offset = header.dataStart + e.begin + r.lowerBound
+        if let remote = map.remote {
+            remote.noteSequentialRead(offset..<(offset + r.count))
+            try remote.ensure(offset..<(offset + r.count))
+        }
+        return try map.withBytes(offset: offset, count: r.count, body)
     }
 
     /// Drops this process's pages of an entry's byte range (after streaming over it).

@@ -9,7 +9,7 @@ public enum SyntheticTables {
     /// Writes `tables` tables named `ngram_embeddings.N.weight` of `rows` x `dim` values.
     /// Rows are generated and encoded in batches, so memory stays flat at any size.
     public static func write(path: String, tables: Int, rows: Int, dim: Int, scheme: Encoding, seed: UInt64,
-                             pageSize: Int = FolioFormat.defaultPageSize, progress: ((Int, Int) -> Void)? = nil) throws {
+                             pageSize: Int = FolioFormat.defaultPageSize, chunkSize: Int = FolioFormat.defaultChunkSize, progress: ((Int, Int) -> Void)? = nil) throws {
         guard tables > 0, rows > 0, dim > 0 else { throw ConvertError.badOption("--tables, --rows and --dim must be positive") }
         if let p = scheme.rowProblem(width: dim) { throw ConvertError.badOption("--scheme \(scheme.name): \(p)") }
         let plans = (0..<tables).map {
@@ -17,7 +17,7 @@ public enum SyntheticTables {
         }
         let writer = try FolioWriter(path: path, tensors: plans, metadata: [
             ("generator", "folio bench tables"), ("seed", String(seed)), ("distribution", "normal(0, 1)"),
-        ], pageSize: pageSize)
+        ], pageSize: pageSize, chunkSize: chunkSize)
         do {
             var rng = NormalGenerator(seed: seed)
             let batch = Swift.max(1, (1 << 20) / dim)

@@ -83,7 +83,7 @@ struct SafetensorsStorage: TensorStorage {
     func readRows(start: Int, count: Int, width: Int, encoding: Encoding, into out: UnsafeMutablePointer<Float>) throws {
         let size = entry.dtype.size
         let range = (start * width * size)..<((start + count) * width * size)
-        file.withBytes(of: entry, range: range) { b in
+        try file.withBytes(of: entry, range: range) { b in
             if let base = b.baseAddress { entry.dtype.toFloat(base, count: count * width, into: out) }
         }
         file.release(entry, range: range)
@@ -114,14 +114,14 @@ struct SafetensorsRecordsStorage: TensorStorage {
 
     func readRows(start: Int, count: Int, width: Int, encoding: Encoding, into out: UnsafeMutablePointer<Float>) throws {
         let range = (start * rec)..<((start + count) * rec)
-        file.withBytes(of: entry, range: range) { b in
+        try file.withBytes(of: entry, range: range) { b in
             for i in 0..<count { RowCodec.decode(encoding, record: b.baseAddress! + i * rec, width: width, into: out + i * width) }
         }
         file.release(entry, range: range)
     }
 
     func copyRecords(start: Int, count: Int, into out: UnsafeMutableRawPointer) throws {
-        file.withBytes(of: entry, range: (start * rec)..<((start + count) * rec)) { b in
+        try file.withBytes(of: entry, range: (start * rec)..<((start + count) * rec)) { b in
             if count > 0 { out.copyMemory(from: b.baseAddress!, byteCount: count * rec) }
         }
     }

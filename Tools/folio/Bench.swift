@@ -17,13 +17,14 @@ struct Bench: ParsableCommand {
         @Option(help: "Scheme (f32, f16, bf16, int8, int8/gN, int4, int4/gN, affine8/gN).") var scheme: String
         @Option(help: "Random seed.") var seed: UInt64 = 0
         @Option(help: "Page size in bytes.") var pageSize: Int = 4096
+        @Option(help: "Checksum chunk size in bytes (4096 to 1 MiB; the page size suits tables read over HTTP).") var chunkSize: Int = 1 << 20
         @Flag(help: "Print one JSON document: the file, its tables, scheme, bytes and seconds.") var json = false
 
         func run() throws {
             let enc = try ConversionOptions.parseScheme(scheme, option: "--scheme")
             let progress = Progress("writing")
             let t0 = FileSystem.monotonicSeconds()
-            try SyntheticTables.write(path: out, tables: tables, rows: rows, dim: dim, scheme: enc, seed: seed, pageSize: pageSize,
+            try SyntheticTables.write(path: out, tables: tables, rows: rows, dim: dim, scheme: enc, seed: seed, pageSize: pageSize, chunkSize: chunkSize,
                                       progress: { progress.update($0, $1) })
             let size = try FileSystem.size(out)
             let seconds = FileSystem.monotonicSeconds() - t0

@@ -21,6 +21,7 @@ struct Convert: ParsableCommand {
     @Option(help: "Preset for a model's matrices: int8 (linear weights and the output layer int8/g32) or int4 (linear weights int4/g32, output layer int8/g32). Embedding tables only looked up get the preset's scheme, paged; norms and biases are kept; --quantize and --embeddings win over it. Quantized matrices are stored as records back to back (format version 3).") var weights: String?
     @Option(help: "GLOB=SCHEME for tensors whose name matches GLOB (repeatable; first match wins).") var quantize: [String] = []
     @Option(help: "Page size of the paged layout in bytes (power of two, 4096 to 64 MiB).") var pageSize: Int = 4096
+    @Option(help: "Checksum chunk size in bytes (power of two, 4096 to 1 MiB; default 1 MiB). Remote reads fetch whole chunks: for tables read over HTTP, use the page size.") var chunkSize: Int = 1 << 20
     @Flag(help: "In safetensors output, keep quantized tensors as U8 row records described in __metadata__ (folio.quantized.NAME) instead of dequantizing them to float32.") var keepQuantized = false
     @Option(help: "Split the output into shards of about this size in tensor bytes (e.g. 5GB, 500MB, 2GiB; headers and alignment come on top): NAME-0000k-of-0000n files and an index (NAME.folio.index.json or NAME.safetensors.index.json). A paged table larger than a shard is split by rows.") var maxShardSize: String?
     @Option(help: "Store tensors compressed (Folio format version 2): lz4, zstd, lz4:LEVEL (1-12) or zstd:LEVEL (1-22), in independently compressed chunks. Without it a .folio destination gets the plain, mmap-ready layout (so converting a compressed file unpacks it).") var compress: String?
@@ -51,7 +52,11 @@ struct Convert: ParsableCommand {
     }
 
     func run() throws {
+        guard chunkSize >= 4096, chunkSize <= 1 << 20, chunkSize & (chunkSize - 1) == 0 else {
+            throw ValidationError("--chunk-size \(chunkSize) must be a power of two between 4096 and 1048576")
+        }
         var options = ConversionOptions(pageSize: pageSize, keepQuantized: keepQuantized)
+        options.chunkSize = chunkSize
         if let e = embeddings { options.embeddings = try ConversionOptions.parseScheme(e, option: "--embeddings") }
         options.rules = try quantize.map { try ConversionOptions.parseRule($0) }
         if let w = weights { options.weights = try WeightsPreset.parse(w) }

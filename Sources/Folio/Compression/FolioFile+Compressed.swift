@@ -21,7 +21,12 @@ extension FolioFile {
     /// The validated chunk index of a compressed tensor (parsed and hash-checked once).
     public func chunkIndex(_ t: TensorInfo) throws -> ChunkIndex {
         try chunkIndexes.get(t.offset) {
-            try map.withBytes { all throws in
+            if map.remote != nil, let c = t.compression {
+                let n = c.chunkCount(nbytes: t.nbytes)
+                let end = header.dataOffset + t.offset + c.storedBytes
+                try map.ensure([(end - n * ChunkIndex.entrySize)..<end])
+            }
+            return try map.withBytes { all throws in
                 try ChunkIndex.parse(UnsafeRawBufferPointer(rebasing: all[header.dataOffset...]), tensor: t, file: path)
             }
         }
@@ -42,6 +47,7 @@ extension FolioFile {
             .checksum(file: path, reason: "tensor '\(t.name)': chunk \(i) (stored bytes \(range.lowerBound)..<\(range.upperBound)) \(why)")
         }
         let out = ChunkBuffer(count: raw)
+        try map.ensure([range])
         try map.withBytes { all throws in
             let src = UnsafeRawBufferPointer(rebasing: all[range])
             guard Checksum.xxh3(src) == e.storedHash else { throw damaged("is damaged: its stored bytes do not match their checksum") }
@@ -67,6 +73,7 @@ extension FolioFile {
         let index = try chunkIndex(t)
         let e = index.entries[i]
         if e.storedSize == t.compression!.rawSize(of: i, nbytes: t.nbytes) {
+            try map.ensure([storedRange(t, e)])
             return try map.withBytes { all throws in try body(UnsafeRawBufferPointer(rebasing: all[storedRange(t, e)])) }
         }
         let key = ChunkCache.Key(tensorOffset: t.offset, chunk: i)
@@ -85,6 +92,7 @@ extension FolioFile {
             throw FolioError.invalidUse(file: path, reason: "bytes \(range.lowerBound)..<\(range.upperBound) lie outside tensor '\(t.name)' (\(t.nbytes) bytes)")
         }
         guard let c = t.compression else {
+            try map.ensure(offset: header.dataOffset + t.offset + range.lowerBound, count: range.count)
             return try map.withBytes { all throws in
                 let s = header.dataOffset + t.offset
                 return try body(UnsafeRawBufferPointer(rebasing: all[(s + range.lowerBound)..<(s + range.upperBound)]))
@@ -187,6 +195,9 @@ extension FolioFile {
             do { index = try chunkIndex(t) } catch { problems.append("\(error)"); continue }
             for (i, e) in index.entries.enumerated() {
                 let range = storedRange(t, e)
+                if map.remote != nil {
+                    do { try map.ensure([range]) } catch { problems.append("\(error)"); continue }
+                }
                 let storedOK = map.withBytes { all in Checksum.xxh3(UnsafeRawBufferPointer(rebasing: all[range])) == e.storedHash }
                 if !storedOK {
                     problems.append("tensor '\(t.name)': chunk \(i) (stored bytes \(range.lowerBound)..<\(range.upperBound)) is damaged: its stored bytes do not match their checksum")

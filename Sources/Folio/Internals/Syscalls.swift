@@ -398,3 +398,41 @@ enum MappedFileFaults {
         }
     }
 }
+
+extension Sys {
+    /// Anonymous private read-write memory of `length` bytes that reserves no swap or RAM
+    /// until touched (MAP_NORESERVE): the sparse buffer that remote bytes are fetched into.
+    static func mapAnonymousSparse(length: Int, path: String) throws(SystemError) -> UnsafeMutableRawPointer {
+        let p = mmap(nil, length, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0)
+        guard let p, p != MAP_FAILED else { throw SystemError(call: "mmap", path: path, errno: errno) }
+        return p
+    }
+
+    /// The value of an environment variable, nil when unset.
+    static func environment(_ name: String) -> String? {
+        guard let v = getenv(name) else { return nil }
+        return String(cString: v)
+    }
+
+    /// Size in bytes and modification time (seconds, fractional) of a regular file, nil when
+    /// it is missing or not a regular file.
+    static func sizeAndModificationTime(_ path: String) -> (size: Int, mtime: Double)? {
+        var st = stat()
+        guard stat(path, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else { return nil }
+        return (Int(st.st_size), Double(st.st_mtim.tv_sec) + Double(st.st_mtim.tv_nsec) * 1e-9)
+    }
+
+    /// Sets a file's access and modification times to now (best effort: the LRU clock of
+    /// the remote-chunk cache).
+    static func touch(_ path: String) {
+        _ = utimensat(AT_FDCWD, path, nil, 0)
+    }
+
+    /// Sleeps for `seconds` (retry backoff).
+    static func sleep(seconds: Double) {
+        guard seconds > 0 else { return }
+        var ts = timespec(tv_sec: Int(seconds), tv_nsec: Int((seconds - Double(Int(seconds))) * 1e9))
+        var left = timespec()
+        while nanosleep(&ts, &left) != 0 && errno == EINTR { ts = left }
+    }
+}
