@@ -102,7 +102,8 @@ public struct LookupBench: Sendable {
 
     /// Looks up `ids` ([tokens, tables]) in batches of `batch` tokens with `threads` threads
     /// splitting each batch. `willNeedAhead` > 0: before each batch, ask the kernel to read
-    /// the pages of the batch that many batches ahead (madvise WILLNEED).
+    /// the pages of the batch that many batches ahead (madvise WILLNEED; over a remote file,
+    /// a background fetch of its records).
     /// `cacheRows` > 0: a hot-row cache of that many dequantized rows (split over the threads).
     /// `readers` > 0: read the records with pread from that many threads (`RecordReader`)
     /// instead of through the mapping.
@@ -126,7 +127,10 @@ public struct LookupBench: Sendable {
                 let count = min(batch, n - b)
                 if willNeedAhead > 0 {
                     let ahead = b + willNeedAhead * batch
-                    if ahead < n {
+                    if ahead < n, file.remoteCounters != nil {
+                        // A remote file: one background fetch of all the batch's records.
+                        file.prefetchRows(tables, rows: UnsafeBufferPointer(rebasing: idb[(ahead * t)..<(min(n, ahead + batch) * t)]))
+                    } else if ahead < n {
                         for (k, table) in tables.enumerated() {
                             file.willNeed(table, rows: (ahead..<min(n, ahead + batch)).map { Int(idb[$0 * t + k]) })
                         }

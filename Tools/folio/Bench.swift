@@ -87,7 +87,7 @@ struct Bench: ParsableCommand {
         @Flag(help: "Drop the file's pages from the page cache first (cold run).") var cold = false
         @Flag(help: "Read the file into private memory backed by 2 MiB pages instead of mapping it (tables that fit in RAM).") var resident = false
         @Flag(help: "Do not map the tables in before the run (measure first-touch page-table faults too).") var noPopulate = false
-        @Option(help: "Ask the kernel to read the rows of the batch this many batches ahead (madvise WILLNEED); 0 = off.") var willneedAhead: Int = 0
+        @Option(help: "Ask the kernel to read the rows of the batch this many batches ahead (madvise WILLNEED; for an http(s) file, fetch them in the background); 0 = off.") var willneedAhead: Int = 0
         @Option(help: "Write the row ids used as an int64 .npy array [tokens, tables].") var idsOut: String?
         @Option(help: "Rows of a hot-row cache of dequantized rows (0: none).") var cacheRows: Int = 0
         @Option(help: "Read the row records with pread from this many threads instead of through the mapping (0: mapping).") var readers: Int = 0
@@ -140,13 +140,15 @@ struct Bench: ParsableCommand {
                     ("tables", .int(bench.tables.count)), ("tokens", .int(r.tokens)), ("threads", .int(threads)), ("batch", .int(batch)),
                     ("seconds", .double(r.seconds)), ("mode", .string(touchOnly ? "touch" : "decode")),
                     ("cache_rows", .int(cacheRows)), ("cache_hit_rate", .double(hitRate)), ("anon_huge_bytes", .int(huge)),
+                    ("http_requests", f.remoteCounters.map { .int($0.requests) } ?? .null),
+                    ("http_bytes", f.remoteCounters.map { .int($0.bytes) } ?? .null),
                 ]).serialized())
             } else {
                 emit("""
                 \(r.tokens) tokens x \(bench.tables.count) tables (\(bench.tables[0].encoding.name), \(bench.width) values), \(threads) thread(s), batch \(batch)\(touchOnly ? ", touch only" : ""):
                   \(fmt(tps, 0)) tokens/s, \(fmt(rps / 1e6, 2)) M rows/s, \(fmt(bps / 1e9, 3)) GB/s of records
                   batch p50 \(fmt(r.percentile(0.5) * 1e3, 3)) ms, p99 \(fmt(r.percentile(0.99) * 1e3, 3)) ms
-                  faults: \(r.majorFaults) major, \(r.minorFaults) minor; peak RSS \(fmt(Double(r.peakRSSBytes) / 1e6, 1)) MB\(resident ? "; 2 MiB pages \(fmt(Double(huge) / 1e6, 1)) MB" : ""); checksum \(r.checksum)\(cacheRows > 0 ? "\n  row cache: \(cacheRows) rows, hit rate \(fmt(hitRate * 100, 1)) %" : "")
+                  faults: \(r.majorFaults) major, \(r.minorFaults) minor; peak RSS \(fmt(Double(r.peakRSSBytes) / 1e6, 1)) MB\(resident ? "; 2 MiB pages \(fmt(Double(huge) / 1e6, 1)) MB" : ""); checksum \(r.checksum)\(cacheRows > 0 ? "\n  row cache: \(cacheRows) rows, hit rate \(fmt(hitRate * 100, 1)) %" : "")\(f.remoteCounters.map { "\n  http: \($0.requests) requests, \(fmt(Double($0.bytes) / 1e6, 1)) MB" } ?? "")
                 """)
             }
         }
