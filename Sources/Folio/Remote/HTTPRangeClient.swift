@@ -113,17 +113,24 @@ final class HTTPRangeClient: @unchecked Sendable {
     /// The first request: bytes [0, n), fewer when the file is shorter. Learns the file's
     /// size and validators.
     func openingRead(_ n: Int) throws -> [UInt8] {
-        try read([0..<max(1, n)], opening: true)[0]
+        let t = Transfer(range: 0..<max(1, n), opening: true, destination: nil)
+        try run([t])
+        return t.body
     }
 
-    /// Fetches `ranges` (each non-empty, inside the file), at most `settings.connections` at
-    /// a time; returns their bodies in order. Throws `FolioError.remote` naming the URL and
-    /// the fault once a request has failed `settings.attempts` times or cannot succeed.
-    func read(_ ranges: [Range<Int>], opening: Bool = false) throws -> [[UInt8]] {
-        guard !ranges.isEmpty else { return [] }
+    /// Fetches `ranges` (each non-empty, inside the file) straight into `buffer` (byte i of
+    /// the file at `buffer + i`), at most `settings.connections` at a time. Throws
+    /// `FolioError.remote` naming the URL and the fault once a request has failed
+    /// `settings.attempts` times or cannot succeed; bytes of a failed range are then
+    /// unspecified.
+    func read(_ ranges: [Range<Int>], into buffer: UnsafeMutableRawPointer) throws {
+        try run(ranges.map { Transfer(range: $0, opening: false, destination: buffer + $0.lowerBound) })
+    }
+
+    private func run(_ transfers: [Transfer]) throws {
+        guard !transfers.isEmpty else { return }
         let multi = lock.withLock { multis.popLast() } ?? curl_multi_init()!
         defer { lock.withLock { multis.append(multi) } }
-        let transfers = ranges.map { Transfer(range: $0, opening: opening) }
         var waiting = Array(transfers.indices)  // not started or waiting for a retry
         var active: [UnsafeMutableRawPointer: Int] = [:]
         var finished = 0
@@ -177,8 +184,7 @@ final class HTTPRangeClient: @unchecked Sendable {
                 curl_multi_poll(multi, nil, 0, Int32(min(1000, max(0, wait * 1000)).rounded(.up)), nil)
             }
         }
-        lock.withLock { bytesReceived += transfers.reduce(0) { $0 + $1.body.count } }
-        return transfers.map(\.body)
+        lock.withLock { bytesReceived += transfers.reduce(0) { $0 + $1.received } }
     }
 
     private enum Outcome { case done, retry(String) }
@@ -200,7 +206,6 @@ final class HTTPRangeClient: @unchecked Sendable {
         case 206: break
         case 416 where t.opening && t.contentRange?.hasPrefix("bytes */0") == true:
             try agree(RemoteIdentity(size: 0, etag: t.etag, lastModified: t.lastModified))
-            t.body = []
             return .done
         case 408, 429, 500...599: return .retry("HTTP \(status)")
         case 401, 403: throw FolioError.remote(url: display, reason: "HTTP \(status): access denied (set FOLIO_HTTP_TOKEN to a bearer token for a private file)")
@@ -216,8 +221,8 @@ final class HTTPRangeClient: @unchecked Sendable {
         guard first == t.range.lowerBound, last + 1 == expectedEnd else {
             throw FolioError.remote(url: display, reason: "asked for \(asked), the server answered bytes [\(first), \(last + 1))")
         }
-        guard t.body.count == expectedEnd - first else {
-            return .retry("body shorter than asked (\(t.body.count) of \(expectedEnd - first) bytes)")
+        guard t.received == expectedEnd - first else {
+            return .retry("body shorter than asked (\(t.received) of \(expectedEnd - first) bytes)")
         }
         return .done
     }
@@ -259,6 +264,7 @@ final class HTTPRangeClient: @unchecked Sendable {
         folio_curl_set_long(easy, CURLOPT_LOW_SPEED_LIMIT, 1)
         folio_curl_set_long(easy, CURLOPT_LOW_SPEED_TIME, max(1, Int(settings.stallTimeout.rounded(.up))))
         folio_curl_set_long(easy, CURLOPT_TCP_NODELAY, 1)
+        folio_curl_set_long(easy, CURLOPT_BUFFERSIZE, t.range.count >= 1 << 20 ? 512 << 10 : 64 << 10)
         folio_curl_set_string(easy, CURLOPT_USERAGENT, "folio")
         folio_curl_set_pointer(easy, CURLOPT_ERRORBUFFER, UnsafeMutableRawPointer(t.errorBuffer))
         if let token = settings.bearerToken {
@@ -271,8 +277,9 @@ final class HTTPRangeClient: @unchecked Sendable {
             let n = size * count
             // A 200 answer is the whole file: stop at once rather than download it.
             if t.status == 200 { t.ignoredRange = true; return 0 }
-            if t.body.count + n > t.range.count { t.body.append(contentsOf: UnsafeRawBufferPointer(start: data, count: t.range.count - t.body.count)); t.overlong = true; return 0 }
-            t.body.append(contentsOf: UnsafeRawBufferPointer(start: data, count: n))
+            let fits = min(n, t.range.count - t.received)
+            t.take(UnsafeRawBufferPointer(start: data, count: fits))
+            if fits < n { t.overlong = true; return 0 }
             return n
         }, box)
         folio_curl_set_header_handler(easy, { data, size, count, user in
@@ -290,7 +297,10 @@ private final class Transfer: @unchecked Sendable {
     // @unchecked: touched only by the thread running the request loop.
     let range: Range<Int>
     let opening: Bool
+    /// Where the body goes: `destination` when given, else `body`.
+    let destination: UnsafeMutableRawPointer?
     var body: [UInt8] = []
+    var received = 0
     var status = 0
     var contentRange: String?
     var etag: String?
@@ -304,11 +314,18 @@ private final class Transfer: @unchecked Sendable {
     var headerList: UnsafeMutablePointer<curl_slist>?
     let errorBuffer = UnsafeMutablePointer<CChar>.allocate(capacity: Int(CURL_ERROR_SIZE) + 1)
 
-    init(range: Range<Int>, opening: Bool) {
+    init(range: Range<Int>, opening: Bool, destination: UnsafeMutableRawPointer?) {
         self.range = range
         self.opening = opening
+        self.destination = destination
         errorBuffer.initialize(repeating: 0, count: Int(CURL_ERROR_SIZE) + 1)
-        body.reserveCapacity(range.count)
+        if destination == nil { body.reserveCapacity(range.count) }
+    }
+
+    func take(_ bytes: UnsafeRawBufferPointer) {
+        guard bytes.count > 0 else { return }
+        if let d = destination { (d + received).copyMemory(from: bytes.baseAddress!, byteCount: bytes.count) } else { body.append(contentsOf: bytes) }
+        received += bytes.count
     }
 
     deinit { errorBuffer.deallocate() }
@@ -345,6 +362,7 @@ private final class Transfer: @unchecked Sendable {
     /// Before a retry.
     func reset() {
         body.removeAll(keepingCapacity: true)
+        received = 0
         status = 0; contentRange = nil; etag = nil; lastModified = nil
         overlong = false; fatal = nil
         errorBuffer[0] = 0

@@ -25,8 +25,7 @@ public final class RemoteBytes: @unchecked Sendable {
     private var present: [Bool] = []
     private var inflight: [Bool] = []
     private let cache: RemoteChunkCache?
-    private var lastEnd = -1
-    private var streak = 0
+    private var streams: [(end: Int, streak: Int)] = []
 
     /// How many bytes the first request asks for: the preamble, and the header of any file
     /// of up to a few thousand tensors, in one request.
@@ -119,7 +118,10 @@ public final class RemoteBytes: @unchecked Sendable {
     // MARK: Fetching
 
     /// Makes the bytes of `ranges` present: raw ranges exactly, units whole and verified.
-    public func ensure(_ ranges: [Range<Int>]) throws {
+    public func ensure(_ ranges: [Range<Int>]) throws { try ensure(ranges, wait: true) }
+
+    /// `wait` false (a prefetch): units another thread is fetching are left to it.
+    private func ensure(_ ranges: [Range<Int>], wait: Bool) throws {
         var rawParts: [Range<Int>] = []
         var units: [Int] = []
         let r = state.withLock { region }
@@ -133,16 +135,16 @@ public final class RemoteBytes: @unchecked Sendable {
             if a < b { units.append(contentsOf: ((a - r.start) / r.unit)...((b - 1 - r.start) / r.unit)) }
         }
         if !rawParts.isEmpty { try ensureRaw(rawParts) }
-        if !units.isEmpty { try ensureUnits(units) }
+        if !units.isEmpty { try ensureUnits(units, wait: wait) }
     }
 
-    public func ensure(_ range: Range<Int>) throws { try ensure([range]) }
+    public func ensure(_ range: Range<Int>) throws { try ensure([range], wait: true) }
 
     /// Starts fetching `ranges` on another thread; errors are left to the reader that
     /// needs the bytes (it fetches again and reports).
     public func prefetch(_ ranges: [Range<Int>]) {
         guard !ranges.isEmpty else { return }
-        DispatchQueue.global().async { [self] in try? ensure(ranges) }
+        DispatchQueue.global().async { [self] in try? ensure(ranges, wait: false) }
     }
 
     /// Fetches raw ranges not yet present (no check: their reader checks them).
@@ -169,12 +171,9 @@ public final class RemoteBytes: @unchecked Sendable {
                 toFetch.append(p)
             }
         }
-        let bodies = try client.read(toFetch)
-        for (p, body) in zip(toFetch, bodies) {
-            body.withUnsafeBytes { b in
-                (base! + p.lowerBound).copyMemory(from: b.baseAddress!, byteCount: p.count)
-                if p.count <= (1 << 20) { cache?.store("r\(p.lowerBound)-\(p.count)", b) }
-            }
+        try client.read(toFetch, into: base!)
+        for p in toFetch where p.count <= (1 << 20) {
+            cache?.store("r\(p.lowerBound)-\(p.count)", UnsafeRawBufferPointer(start: base! + p.lowerBound, count: p.count))
         }
         state.withLock {
             for p in pieces { raw = Self.insert(p, raw) }
@@ -189,7 +188,7 @@ public final class RemoteBytes: @unchecked Sendable {
         }
     }
 
-    private func ensureUnits(_ wanted: [Int]) throws {
+    private func ensureUnits(_ wanted: [Int], wait: Bool = true) throws {
         var mine: [Int] = []
         var others: [Int] = []
         let r: Region = state.withLock {
@@ -209,7 +208,7 @@ public final class RemoteBytes: @unchecked Sendable {
             }
             try fetchUnits(mine, r, done: &done)
         }
-        guard !others.isEmpty else { return }
+        guard !others.isEmpty, wait else { return }
         var orphans: [Int] = []
         state.withLock {
             while true {
@@ -252,20 +251,18 @@ public final class RemoteBytes: @unchecked Sendable {
                 }
             }
             let ranges = runs.map { r.range($0.first!).lowerBound..<r.range($0.last!).upperBound }
-            let bodies = try client.read(ranges)
+            // Straight into the buffer: these units are in flight, so nobody reads them yet.
+            try client.read(ranges, into: base!)
             var bad: [Int] = []
-            for (run, (range, body)) in zip(runs, zip(ranges, bodies)) {
-                try body.withUnsafeBytes { b in
-                    for u in run {
-                        let ur = r.range(u)
-                        let slice = UnsafeRawBufferPointer(rebasing: b[(ur.lowerBound - range.lowerBound)..<(ur.upperBound - range.lowerBound)])
-                        if try r.verify(u, slice) {
-                            (base! + ur.lowerBound).copyMemory(from: slice.baseAddress!, byteCount: slice.count)
-                            cache?.store("c\(u)", slice)
-                            done.append(u)
-                        } else {
-                            bad.append(u)
-                        }
+            for run in runs {
+                for u in run {
+                    let ur = r.range(u)
+                    let slice = UnsafeRawBufferPointer(start: base! + ur.lowerBound, count: ur.count)
+                    if try r.verify(u, slice) {
+                        cache?.store("c\(u)", slice)
+                        done.append(u)
+                    } else {
+                        bad.append(u)
                     }
                 }
             }
@@ -283,19 +280,31 @@ public final class RemoteBytes: @unchecked Sendable {
     /// times, the next `readaheadBytes` after each are fetched in the background.
     public func noteSequentialRead(_ range: Range<Int>) {
         let sequential: Bool = state.withLock {
-            defer { lastEnd = range.upperBound }
-            // Three reads in a row that each continue the last make a stream.
-            streak = lastEnd >= 0 && abs(range.lowerBound - lastEnd) <= (region?.unit ?? 0) + 4096 ? streak + 1 : 0
-            return streak >= 2
+            // Up to eight streams at once (a converter reads several tensors in parallel);
+            // three reads that each continue the last make a stream.
+            let slack = (region?.unit ?? 0) + 4096
+            if let i = streams.firstIndex(where: { abs(range.lowerBound - $0.end) <= slack }) {
+                streams[i] = (range.upperBound, streams[i].streak + 1)
+                return streams[i].streak >= 2
+            }
+            if streams.count >= 8 { streams.removeFirst() }
+            streams.append((range.upperBound, 0))
+            return false
         }
-        if sequential, range.upperBound < size {
-            prefetch([range.upperBound..<min(size, range.upperBound + Self.readaheadBytes)])
+        if sequential, range.upperBound < size, let base {
+            let ahead = range.upperBound..<min(size, range.upperBound + max(Self.readaheadBytes, range.count))
+            // A stream fills whole 2 MiB pages: one fault each instead of 512 (scattered
+            // lookups keep 4 KiB pages, so a row never costs 2 MiB of memory).
+            let huge = 2 << 20
+            let lo = (ahead.lowerBound + huge - 1) / huge * huge, hi = ahead.upperBound / huge * huge
+            if hi > lo { Sys.advise(base + lo, length: hi - lo, .hugePages) }
+            prefetch([ahead])
         }
     }
 
     /// Drops fetched units wholly inside `range` from memory (a streaming reader is done
     /// with them); they are fetched again (or read from the cache) if asked for later.
-    /// Must not race with readers of the same bytes.
+    /// Must not race with readers of the same units.
     func release(_ range: Range<Int>) {
         state.withLock {
             guard let r = region, let base else { return }
@@ -304,9 +313,11 @@ public final class RemoteBytes: @unchecked Sendable {
             guard first < last else { return }
             for u in first..<last where present[u] && !inflight[u] {
                 let ur = r.range(u)
-                guard ur.lowerBound >= range.lowerBound, ur.upperBound <= range.upperBound,
-                      ur.lowerBound % page == 0, ur.count % page == 0 else { continue }
-                Sys.advise(base + ur.lowerBound, length: ur.count, .dontNeed)
+                guard ur.lowerBound >= range.lowerBound, ur.upperBound <= range.upperBound else { continue }
+                // Only the pages wholly inside the unit: a page shared with a neighbour keeps
+                // the neighbour's bytes. The unit is fetched whole again if read again.
+                let lo = (ur.lowerBound + page - 1) / page * page, hi = ur.upperBound / page * page
+                if hi > lo { Sys.advise(base + lo, length: hi - lo, .dontNeed) }
                 present[u] = false
             }
         }
