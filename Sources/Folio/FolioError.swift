@@ -7,6 +7,8 @@ public enum FolioError: Error, CustomStringConvertible, Sendable {
     case malformed(file: String, reason: String)
     /// A header field is missing, of the wrong type or out of range.
     case badHeader(file: String, field: String, reason: String)
+    /// A field of a sharded model's index is missing or wrong.
+    case badIndex(file: String, field: String, reason: String)
     /// A tensor entry is inconsistent (dtype, shape, offsets, layout).
     case badTensor(file: String, tensor: String, reason: String)
     /// A checksum did not match.
@@ -29,6 +31,7 @@ public enum FolioError: Error, CustomStringConvertible, Sendable {
         case let .system(e): return e.description
         case let .malformed(file, reason): return "\(file): \(reason)"
         case let .badHeader(file, field, reason): return "\(file): header field '\(field)': \(reason)"
+        case let .badIndex(file, field, reason): return "\(file): field '\(field)': \(reason)"
         case let .badTensor(file, tensor, reason): return "\(file): tensor '\(tensor)': \(reason)"
         case let .checksum(file, reason): return "\(file): \(reason)"
         case let .notFound(file, name): return "\(file): no tensor or file named '\(name)'"

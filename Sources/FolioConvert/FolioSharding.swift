@@ -5,7 +5,7 @@ import Folio
 /// larger than a shard is split by row ranges (whole pages), each part stored under the name
 /// `TENSOR@START-END`; the index maps every tensor to its parts.
 public enum FolioSharding {
-    public static let indexSuffix = ".folio.index.json"
+    public static let indexSuffix = FolioIndex.suffix
 
     static func directory(of path: String) -> String {
         guard let slash = path.lastIndex(of: "/") else { return "." }

@@ -36,3 +36,33 @@ extension FolioFile: ModelSource {
         tensor(named: name).map { [TensorPart(file: self, tensor: $0, firstRow: 0)] }
     }
 }
+
+/// A sharded model's index as a source of tensors for the runner: its tensors' parts (a
+/// table split by rows across shards has several) and its carried files.
+extension FolioIndex: ModelSource {
+    public var tensorNames: [String] { entries.map(\.name) }
+    public var metadataPairs: [(String, String)] { metadata ?? [] }
+
+    public func fileBytes(named name: String) -> [UInt8]? {
+        files.first { $0.name == name }?.bytes
+    }
+
+    public func parts(of name: String) -> [TensorPart]? {
+        guard let e = entries.first(where: { $0.name == name }) else { return nil }
+        return e.parts.map { TensorPart(file: $0.file, tensor: $0.tensor, firstRow: $0.rows.lowerBound) }
+    }
+}
+
+/// One call for any model: a file or an index, local or remote (`FolioModel.open`).
+extension FolioModel: ModelSource {
+    private var source: ModelSource {
+        switch self {
+        case let .file(f): return f
+        case let .index(i): return i
+        }
+    }
+    public var tensorNames: [String] { source.tensorNames }
+    public var metadataPairs: [(String, String)] { source.metadataPairs }
+    public func fileBytes(named name: String) -> [UInt8]? { source.fileBytes(named: name) }
+    public func parts(of name: String) -> [TensorPart]? { source.parts(of: name) }
+}

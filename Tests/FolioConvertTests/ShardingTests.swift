@@ -110,7 +110,7 @@ import Folio
         ]
         for (label, text, expected) in cases {
             writeBytes(Array(text.utf8), to: dir.file("bad.folio.index.json"))
-            let e = #expect(throws: ConvertError.self, "\(label)") { try Checkpoint.open(dir.file("bad.folio.index.json")) }
+            let e = #expect(throws: FolioError.self, "\(label)") { try Checkpoint.open(dir.file("bad.folio.index.json")) }
             #expect(e?.description.contains(expected) == true, "\(label): \(e?.description ?? "")")
         }
     }

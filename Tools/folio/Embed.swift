@@ -32,8 +32,7 @@ struct Embed: ParsableCommand {
         }
         let t0 = FileSystem.monotonicSeconds()
         try requireFolioModel(model)
-        let embedder = model.hasSuffix(FolioSharding.indexSuffix)
-            ? try SentenceEmbedder(source: try FolioIndex(path: model)) : try SentenceEmbedder(path: model)
+        let embedder = try SentenceEmbedder(source: try FolioModel.open(model))
         let t1 = FileSystem.monotonicSeconds()
         let vectors = try embedder.embed(all, batchSize: batchSize)
         let t2 = FileSystem.monotonicSeconds()

@@ -27,8 +27,7 @@ struct Perplexity: ParsableCommand {
     func run() throws {
         if let threads { Inference.setThreads(threads) }
         try requireFolioModel(model)
-        let g = model.hasSuffix(FolioSharding.indexSuffix) ? try TextGenerator(source: try FolioIndex(path: model), semantics: semantics)
-            : try TextGenerator(path: model, semantics: semantics)
+        let g = try TextGenerator(source: try FolioModel.open(model), semantics: semantics)
         let bytes = try FileSystem.read(file)
         guard let text = String(validating: bytes, as: UTF8.self) else { throw CLIError("\(file): not valid UTF-8") }
         let ids: [Int32]

@@ -57,12 +57,7 @@ struct Run: ParsableCommand {
         if let threads { Inference.setThreads(threads) }
         try requireFolioModel(model)
         let t0 = FileSystem.monotonicSeconds()
-        let generator: TextGenerator
-        if model.hasSuffix(FolioSharding.indexSuffix) {
-            generator = try TextGenerator(source: try FolioIndex(path: model), semantics: semantics)
-        } else {
-            generator = try TextGenerator(path: model, semantics: semantics)
-        }
+        let generator = try TextGenerator(source: try FolioModel.open(model), semantics: semantics)
         let t1 = FileSystem.monotonicSeconds()
         var ids: [Int32]
         var conversation: [JSONValue] = system.map { [Self.message("system", $0)] } ?? []
@@ -143,8 +138,7 @@ struct Run: ParsableCommand {
         options.repetitionPenalty = repetitionPenalty
         options.stop = stop
         if let draft {
-            let d = draft.hasSuffix(FolioSharding.indexSuffix) ? try TextGenerator(source: try FolioIndex(path: draft), semantics: semantics)
-                : try TextGenerator(path: draft, semantics: semantics)
+            let d = try TextGenerator(source: try FolioModel.open(draft), semantics: semantics)
             options.draft = .model(d, tokens: draftTokens)
         } else if lookup {
             options.draft = .lookup(tokens: draftTokens)
@@ -181,21 +175,5 @@ struct Run: ParsableCommand {
                 + (options.draft == nil ? "" : "; \(result.draftAccepted) of \(result.draftProposed) proposed tokens accepted in \(result.verifyPasses) passes")
                 + "\n")
         }
-    }
-}
-
-/// A sharded model's index as a source of tensors for the runner: its tensors' parts (a
-/// table split by rows across shards has several) and its carried files.
-extension FolioIndex: ModelSource {
-    public var tensorNames: [String] { entries.map(\.name) }
-    public var metadataPairs: [(String, String)] { metadata ?? [] }
-
-    public func fileBytes(named name: String) -> [UInt8]? {
-        files.first { $0.name == name }?.bytes
-    }
-
-    public func parts(of name: String) -> [TensorPart]? {
-        guard let e = entries.first(where: { $0.name == name }) else { return nil }
-        return e.parts.map { TensorPart(file: $0.file, tensor: $0.tensor, firstRow: $0.rows.lowerBound) }
     }
 }
