@@ -67,7 +67,8 @@ public struct FolioIndex: Sendable {
         }
         var files: [(name: String, bytes: [UInt8])] = []
         for (name, shard) in json["files"]?.objectValue ?? [] {
-            guard let s = shard.stringValue, let f = shards[s], let bytes = f.fileBytes(named: name) else {
+            // withFile throws (a remote shard's fetch error is reported, not taken for absence).
+            guard let s = shard.stringValue, let f = shards[s], let bytes = try f.withFile(named: name, { Array($0) }) else {
                 throw bad("files.\(name)", "names a shard that does not hold this file")
             }
             files.append((name, bytes))

@@ -15,6 +15,13 @@ public protocol ModelSource: Sendable {
     /// The pieces of a tensor in row order, each with the first row of the whole tensor it
     /// holds; nil when the tensor does not exist.
     func parts(of name: String) -> [TensorPart]?
+    /// Fetches the carried files of a remote model up front, so that a network failure is
+    /// reported as such rather than read as a missing file by `fileBytes`.
+    func fetchFiles() throws
+}
+
+extension ModelSource {
+    public func fetchFiles() throws {}
 }
 
 /// One piece of a tensor: rows `firstRow ..< firstRow + tensor.rowCount` of the whole.
@@ -30,6 +37,9 @@ public struct TensorPart: Sendable {
 }
 
 extension FolioFile: ModelSource {
+    public func fetchFiles() throws {
+        for f in header.files { _ = try withFile(named: f.name) { _ in () } }
+    }
     public var tensorNames: [String] { tensors.map(\.name) }
     public var metadataPairs: [(String, String)] { header.metadata ?? [] }
     public func parts(of name: String) -> [TensorPart]? {
@@ -65,4 +75,5 @@ extension FolioModel: ModelSource {
     public var metadataPairs: [(String, String)] { source.metadataPairs }
     public func fileBytes(named name: String) -> [UInt8]? { source.fileBytes(named: name) }
     public func parts(of name: String) -> [TensorPart]? { source.parts(of: name) }
+    public func fetchFiles() throws { try source.fetchFiles() }
 }

@@ -42,6 +42,7 @@ public final class SentenceEmbedder: @unchecked Sendable {
         self.path = path
         self.source = file
         try Math.requireBLAS(for: path)
+        try file.fetchFiles()
         let json = { (name: String) throws -> JSONValue? in
             guard let bytes = file.fileBytes(named: name) else { return nil }
             do { return try JSONParser.parse(bytes) } catch {

@@ -72,6 +72,7 @@ public final class TextGenerator: @unchecked Sendable {
         self.path = path
         self.source = file
         try Math.requireBLAS(for: path)
+        try file.fetchFiles()
         let config: ModelConfig
         var eos = Set<Int32>()
         let fromGGUF = file.fileBytes(named: "config.json") == nil && GGUFLlama.architecture(file) != nil
