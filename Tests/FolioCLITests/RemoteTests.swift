@@ -79,6 +79,10 @@ import Folio
         let i = try folio(["inspect", s.nginx.url("tables.folio")], environment: Self.plain)
         #expect(i.status == 0, "\(i.stderr)")
         #expect(s.nginx.requests("tables.folio") == 2)
+        // A safetensors header comes with the first request (this file is smaller than it).
+        s.nginx.clearLog()
+        #expect(try folio(["inspect", s.nginx.url("m.safetensors")], environment: Self.plain).status == 0)
+        #expect(s.nginx.requests("m.safetensors") == 1)
         // Five rows on five different pages: the open (2) and one request each.
         s.nginx.clearLog()
         let r = try folio(["rows", s.nginx.url("tables.folio"), "ngram_embeddings.0.weight", "3,1000,5000,12000,19999"], environment: Self.plain)
