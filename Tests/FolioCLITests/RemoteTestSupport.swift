@@ -93,6 +93,10 @@ final class Nginx {
                 server {
                     listen 127.0.0.1:\(port);
                     root \(root);
+                    # A private folder: only with the bearer token the tests set.
+                    location /private/ {
+                        if ($http_authorization != "Bearer \(Nginx.token)") { return 401; }
+                    }
                 }
             }
             """
@@ -123,6 +127,9 @@ final class Nginx {
     }
 
     func url(_ name: String) -> String { "http://127.0.0.1:\(port)/\(name)" }
+
+    /// The bearer token that opens `/private/`.
+    static let token = "folio-test-secret"
 
     /// Requests logged so far for `name` (nginx writes a line per request once it is answered).
     func requests(_ name: String) -> Int {

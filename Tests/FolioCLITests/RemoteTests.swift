@@ -208,6 +208,20 @@ import Folio
         #expect(after.stdout == wideExpected.stdout && s.nginx.requests("tables.folio") == 1)
     }
 
+    @Test func aPrivateFileNeedsTheBearerToken() throws {
+        let s = try Served()
+        try FileManager.default.createDirectory(atPath: s.local("private"), withIntermediateDirectories: true)
+        try FileManager.default.copyItem(atPath: s.local("tables.folio"), toPath: s.local("private/tables.folio"))
+        let url = s.nginx.url("private/tables.folio")
+        let denied = try folio(["inspect", url], environment: Self.plain)
+        #expect(denied.status == 1 && denied.stderr.contains("HTTP 401") && denied.stderr.contains("FOLIO_HTTP_TOKEN"), "\(denied.stderr)")
+        var env = Self.plain
+        env["FOLIO_HTTP_TOKEN"] = Nginx.token
+        let allowed = try folio(["rows", url, "ngram_embeddings.0.weight", "5", "--json"], environment: env)
+        let local = try folio(["rows", s.local("tables.folio"), "ngram_embeddings.0.weight", "5", "--json"], environment: env)
+        #expect(allowed.status == 0 && allowed.stdout == local.stdout, "\(allowed.stderr)")
+    }
+
     @Test func badURLsGetOneLine() throws {
         let s = try Served()
         for (url, message) in [(s.nginx.url("missing.folio"), "HTTP 404"), (s.nginx.url("index/model.gguf"), "remote reads take"),
