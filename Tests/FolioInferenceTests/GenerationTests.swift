@@ -198,11 +198,32 @@ import FolioConvert
                 let r = try target.generate(prompt: prompt, options: s)
                 #expect(r.tokens == plain.tokens, "\(target.modelType) \(name): \(r.tokens) vs \(plain.tokens)")
                 #expect(r.finishReason == plain.finishReason)
-                #expect(r.draftProposed > 0 && r.verifyPasses < plain.tokens.count, "\(name): \(r.draftProposed) proposed in \(r.verifyPasses) passes")
+                // Lookup proposes only after a repeated pair of tokens; the random n-gram model's
+                // continuation repeats none (lookupProposesAfterTheLongestMatch tests the rule).
+                if name != "lookup" || target.modelType == "llama" {
+                    #expect(r.draftProposed > 0 && r.verifyPasses < plain.tokens.count, "\(name): \(r.draftProposed) proposed in \(r.verifyPasses) passes")
+                }
                 if name == "self" { #expect(r.draftAccepted == r.draftProposed, "the model as its own draft: \(r.draftAccepted) of \(r.draftProposed)") }
                 print("\(target.modelType) \(name): \(r.draftAccepted) of \(r.draftProposed) accepted, \(r.verifyPasses) passes for \(r.tokens.count) tokens")
             }
         }
+    }
+
+    /// Prompt lookup proposes what followed the latest earlier occurrence of the longest
+    /// matching suffix of 4, 3 or 2 tokens: up to the asked count after 3 or 4, at most two
+    /// after 2, nothing after a match of one token only.
+    @Test func lookupProposesAfterTheLongestMatch() {
+        // 4-token match (latest occurrence wins over the earlier one).
+        #expect(SpeculativeDecoding.lookup([1, 2, 3, 4, 9, 9, 9, 1, 2, 3, 4, 5, 6, 7, 8, 1, 2, 3, 4], count: 5) == [5, 6, 7, 8, 1])
+        // A longer match is preferred to a later shorter one.
+        #expect(SpeculativeDecoding.lookup([7, 2, 3, 4, 10, 11, 12, 13, 9, 3, 4, 20, 21, 22, 7, 2, 3, 4], count: 3) == [10, 11, 12])
+        // A 2-token match proposes at most two tokens.
+        #expect(SpeculativeDecoding.lookup([5, 6, 30, 31, 32, 33, 8, 5, 6], count: 5) == [30, 31])
+        // One matching token is not enough.
+        #expect(SpeculativeDecoding.lookup([5, 30, 31, 32, 8, 5], count: 5) == [])
+        // Proposals stop at the end of the sequence.
+        #expect(SpeculativeDecoding.lookup([1, 2, 3, 1, 2, 3], count: 5) == [1, 2, 3])
+        #expect(SpeculativeDecoding.lookup([1, 2, 3, 4], count: 0) == [])
     }
 
     /// The rejection rule keeps the model's distribution: proposals drawn from a draft

@@ -6,7 +6,7 @@ decoding of the model, then the same with a draft model (`--draft`) and with pro
 time summed over the prompts), and checks that every output equals plain greedy decoding.
 
     python3 Tools/bench/speculative_bench.py --model M.folio --draft D.folio --prompts val_prompts.json
-        [--folio .build/release/folio] [--max-tokens 128] [--draft-tokens 2] [--lookup-tokens 2]
+        [--folio .build/release/folio] [--max-tokens 128] [--draft-tokens 2] [--lookup-tokens 5]
         [--threads 2] [--json]
 """
 import argparse
@@ -35,7 +35,7 @@ def main():
     ap.add_argument("--prompts", required=True, help="val_prompts.json of Tools/train/train.py")
     ap.add_argument("--max-tokens", type=int, default=128)
     ap.add_argument("--draft-tokens", type=int, default=2)
-    ap.add_argument("--lookup-tokens", type=int, default=2)
+    ap.add_argument("--lookup-tokens", type=int, default=5)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()

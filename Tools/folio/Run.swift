@@ -24,7 +24,7 @@ struct Run: ParsableCommand {
     @Option(help: "Stop once the text contains this string; the text ends before it (repeatable).") var stop: [String] = []
     @Option(help: "Speculative decoding with this draft model (same vocabulary): it proposes --draft-tokens tokens, the model checks them in one pass; the output is what plain decoding gives.") var draft: String?
     @Flag(help: "Speculative decoding by prompt lookup: propose the tokens that followed the last occurrence of the context's final tokens.") var lookup = false
-    @Option(help: "Tokens proposed per step with --draft or --lookup (at most 5 are checked in one pass; 2, the default, keeps a pass within one group of three rows of the product kernels).") var draftTokens: Int = 2
+    @Option(help: "Tokens proposed per step with --draft (default 2: a pass within one group of three rows of the product kernels) or --lookup (default 5, the most one pass checks).") var draftTokens: Int?
     @Option(help: "Random seed for sampling.") var seed: UInt64?
     @Option(help: "Write the logits of every prompt position as a float32 .npy [prompt_length, vocab_size].") var logits: String?
     @Option(help: "longcat_flash_ngram semantics: checkpoint (the model's own code: n-gram history reset after an end token, LoRA-norm eps 1e-6) or mlx-lm.") var semantics: String = "checkpoint"
@@ -49,7 +49,7 @@ struct Run: ParsableCommand {
         guard repetitionPenalty > 0, repetitionPenalty.isFinite else { throw ValidationError("--repetition-penalty must be a finite number greater than 0") }
         guard !stop.contains("") else { throw ValidationError("--stop must not be empty") }
         guard !(draft != nil && lookup) else { throw ValidationError("give at most one of --draft and --lookup") }
-        guard draftTokens >= 1, draftTokens <= 64 else { throw ValidationError("--draft-tokens must be in 1...64") }
+        if let draftTokens { guard draftTokens >= 1, draftTokens <= 64 else { throw ValidationError("--draft-tokens must be in 1...64") } }
         if let threads, threads < 1 || threads > 64 { throw ValidationError("--threads must be in 1...64") }
     }
 
@@ -139,9 +139,9 @@ struct Run: ParsableCommand {
         options.stop = stop
         if let draft {
             let d = try TextGenerator(source: try FolioModel.open(draft), semantics: semantics)
-            options.draft = .model(d, tokens: draftTokens)
+            options.draft = .model(d, tokens: draftTokens ?? 2)
         } else if lookup {
-            options.draft = .lookup(tokens: draftTokens)
+            options.draft = .lookup(tokens: draftTokens ?? 5)
         }
         options.seed = seed ?? UInt64.random(in: 0...UInt64.max)
         options.promptLogits = logits != nil
