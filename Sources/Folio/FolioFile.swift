@@ -211,9 +211,7 @@ public final class FolioFile: Sendable {
         }
         let n = rows.count / t
         guard n > 0, first.rowWidth > 0 else { return }
-        if map.remote != nil, !tables.contains(where: \.isCompressed) {
-            try map.ensure(rows.enumerated().map { rowByteRange(tables[$0.offset % t], Int($0.element)) })
-        }
+        if map.remote != nil, !tables.contains(where: \.isCompressed) { try map.ensure(recordRanges(tables, rows)) }
         guard let (kind, group) = Self.kernelKind(first.encoding), !tables.contains(where: \.isCompressed) else {
             for (k, table) in tables.enumerated() {
                 let mine = (0..<n).map { rows[$0 * t + k] }
@@ -265,7 +263,7 @@ public final class FolioFile: Sendable {
         }
         guard !rows.isEmpty, first.rowWidth > 0 else { return 0 }
         if tables.contains(where: \.isCompressed) { return try compressedTouchRows(tables, rows: rows) }
-        if map.remote != nil { try map.ensure(rows.enumerated().map { rowByteRange(tables[$0.offset % t], Int($0.element)) }) }
+        if map.remote != nil { try map.ensure(recordRanges(tables, rows)) }
         let recordSize = tables.map { rowByteRange($0, 0).count }.max()!
         return withUnsafeTemporaryAllocation(of: Int64.self, capacity: rows.count) { offsets in
             for (i, r) in rows.enumerated() { offsets[i] = Int64(rowByteRange(tables[i % t], Int(r)).lowerBound) }
@@ -295,6 +293,11 @@ public final class FolioFile: Sendable {
             }
             for i in 0..<count { decodeRow(t, start + i, all: all, into: out + i * width) }
         }
+    }
+
+    /// The byte ranges of the records of `rows` (one id per table per token, ids checked).
+    func recordRanges(_ tables: [TensorInfo], _ rows: UnsafeBufferPointer<Int64>) -> [Range<Int>] {
+        rows.enumerated().map { rowByteRange(tables[$0.offset % tables.count], Int($0.element)) }
     }
 
     /// Byte range of row `row` within the file (for paged tables exactly one record).

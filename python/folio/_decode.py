@@ -80,6 +80,21 @@ def dequantize(scheme, records, width):
 
 # ---------------------------------------------------------------- codecs (section 15)
 
+def _lz4_length(src, i, length, what):
+    """A 4-bit length from a token, extended by the bytes that follow while it is 15 (each
+    added, until one below 255); returns the length and the position after it."""
+    if length == 15:
+        while True:
+            if i >= len(src):
+                raise ValueError(f"{what} length runs past the block")
+            b = src[i]
+            i += 1
+            length += b
+            if b != 255:
+                break
+    return length, i
+
+
 def _lz4_block(src, raw_size):
     """The LZ4 block format, decoded in pure Python (used when the lz4 package is absent)."""
     out = bytearray()
@@ -87,16 +102,7 @@ def _lz4_block(src, raw_size):
     while i < n:
         token = src[i]
         i += 1
-        length = token >> 4
-        if length == 15:
-            while True:
-                if i >= n:
-                    raise ValueError("literal length runs past the block")
-                b = src[i]
-                i += 1
-                length += b
-                if b != 255:
-                    break
+        length, i = _lz4_length(src, i, token >> 4, "literal")
         if i + length > n:
             raise ValueError("literals run past the block")
         out += src[i:i + length]
@@ -109,16 +115,7 @@ def _lz4_block(src, raw_size):
         i += 2
         if offset == 0 or offset > len(out):
             raise ValueError("a match offset points before the output")
-        length = token & 15
-        if length == 15:
-            while True:
-                if i >= n:
-                    raise ValueError("match length runs past the block")
-                b = src[i]
-                i += 1
-                length += b
-                if b != 255:
-                    break
+        length, i = _lz4_length(src, i, token & 15, "match")
         length += 4
         start = len(out) - offset
         if offset >= length:

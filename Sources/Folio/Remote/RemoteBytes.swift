@@ -20,6 +20,8 @@ public final class RemoteBytes: @unchecked Sendable {
     let base: UnsafeMutableRawPointer?
     private let state = NSCondition()
     private var raw: [Range<Int>] = []
+    /// The raw ranges as fetched or read from the cache (the cache's keys); `raw` merges them.
+    private var rawPieces: [Range<Int>] = []
     private var region: Region?
     /// Per unit of the region: verified and in the buffer; being fetched by some thread.
     private var present: [Bool] = []
@@ -32,6 +34,8 @@ public final class RemoteBytes: @unchecked Sendable {
     public static let openingBytes = 256 << 10
     /// The longest single request (neighbouring units are coalesced up to this).
     static let maxRequestBytes = 16 << 20
+    /// Raw pieces up to this long are kept in the cache (the tail, a long header's rest).
+    static let cachedRawBytes = 1 << 20
     /// Sequential reads ahead of a streaming reader.
     static let readaheadBytes = 64 << 20
 
@@ -165,25 +169,30 @@ public final class RemoteBytes: @unchecked Sendable {
         }
         var toFetch: [Range<Int>] = []
         for p in pieces {
-            if p.count <= Self.maxRequestBytes, let c = cache?.load("r\(p.lowerBound)-\(p.count)", count: p.count) {
+            if p.count <= Self.cachedRawBytes, let c = cache?.load(Self.rawKey(p), count: p.count) {
                 c.withUnsafeBytes { (base! + p.lowerBound).copyMemory(from: $0.baseAddress!, byteCount: p.count) }
             } else {
                 toFetch.append(p)
             }
         }
         try client.read(toFetch, into: base!)
-        for p in toFetch where p.count <= (1 << 20) {
-            cache?.store("r\(p.lowerBound)-\(p.count)", UnsafeRawBufferPointer(start: base! + p.lowerBound, count: p.count))
+        for p in toFetch where p.count <= Self.cachedRawBytes {
+            cache?.store(Self.rawKey(p), UnsafeRawBufferPointer(start: base! + p.lowerBound, count: p.count))
         }
         state.withLock {
             for p in pieces { raw = Self.insert(p, raw) }
+            rawPieces += pieces
         }
     }
 
-    /// Forgets raw bytes (after their reader found them damaged), here and in the cache.
+    private static func rawKey(_ piece: Range<Int>) -> String { "r\(piece.lowerBound)-\(piece.count)" }
+
+    /// Forgets raw bytes (after their reader found them damaged), here and in the cache:
+    /// every piece overlapping `range`, so that the next read fetches it from the server.
     func invalidateRaw(_ range: Range<Int>) {
         state.withLock {
-            for p in raw where p.overlaps(range) { cache?.remove("r\(p.lowerBound)-\(p.count)") }
+            for p in rawPieces where p.overlaps(range) { cache?.remove(Self.rawKey(p)) }
+            rawPieces.removeAll { $0.overlaps(range) }
             raw = raw.flatMap { Self.subtract($0, [range]) }
         }
     }
