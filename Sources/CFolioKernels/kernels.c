@@ -2,6 +2,7 @@
 #include <string.h>
 #include <stdlib.h>
 #include <stdatomic.h>
+#include <time.h>
 
 /* Explicit 8-lane vectors (clang vector extensions): the loops need no fast-math to
    vectorize, and the rounding trick (v + 1.5*2^23) - 1.5*2^23 stays exact because nothing
@@ -281,6 +282,9 @@ CLONES void folio_bf16_to_f32(const uint16_t *src, size_t n, float *dst) {
    FOLIO_PREFETCH (t0, t1, t2, nta, none) for measurements. */
 static size_t gather_ahead = 96;
 static int prefetch_hint = 2;
+/* How a chunk's records are brought in: see adapt_segment. */
+enum { GATHER_ADAPTIVE = 0, GATHER_PREFETCH = 1, GATHER_TOUCH = 2 };
+static int gather_mode = GATHER_ADAPTIVE;
 
 static inline void prefetch_record(const uint8_t *p, size_t size) {
     const uint8_t *q = (const uint8_t *)((uintptr_t)p & ~(uintptr_t)63);
@@ -382,52 +386,83 @@ static inline __m512 int4_table(const uint8_t *rec, size_t g) {
     const __m512 iota = _mm512_setr_ps(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
     return _mm512_add_ps(_mm512_mul_ps(iota, _mm512_set1_ps(_cvtsh_ss(hs))), _mm512_set1_ps(_cvtsh_ss(hm)));
 }
-/* 32 values from 16 packed bytes: bytes doubled (b0 b0 b1 b1 ...), widened to 32-bit lanes,
-   odd lanes shifted right by 4, then looked up. */
-#define INT4_32(b, table, r0, r1) do { \
-    __m128i by_ = _mm_loadu_si128((const __m128i *)(b)); \
-    __m512i i0_ = _mm512_srlv_epi32(_mm512_cvtepu8_epi32(_mm_unpacklo_epi8(by_, by_)), odd4); \
-    __m512i i1_ = _mm512_srlv_epi32(_mm512_cvtepu8_epi32(_mm_unpackhi_epi8(by_, by_)), odd4); \
+/* The sums are kept in two registers per 32 columns, one for the even columns (low
+   nibbles) and one for the odd ones (high nibbles), so that a code byte needs no
+   interleaving: widened once to 32-bit lanes it indexes its low nibble, shifted right by 4
+   its high one. The columns are put back in order once per token, when stored. */
+__attribute__((target("avx512f,avx512bw,avx512vl,f16c")))
+static inline void store_interleaved(float *o, __m512 even, __m512 odd) {
+    const __m512i lo = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+    const __m512i hi = _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
+    _mm512_storeu_ps(o, _mm512_permutex2var_ps(even, lo, odd));
+    _mm512_storeu_ps(o + 16, _mm512_permutex2var_ps(even, hi, odd));
+}
+__attribute__((target("avx512f,avx512bw,avx512vl,f16c")))
+static inline void load_deinterleaved(const float *o, __m512 *even, __m512 *odd) {
+    const __m512i ev = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    const __m512i od = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+    __m512 a = _mm512_loadu_ps(o), b = _mm512_loadu_ps(o + 16);
+    *even = _mm512_permutex2var_ps(a, ev, b);
+    *odd = _mm512_permutex2var_ps(a, od, b);
+}
+/* Even and odd values of 32 columns from their 16 packed bytes. */
+#define INT4_EO(b, table, ev, od) do { \
+    __m512i i_ = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(b))); \
     __m512 t_ = (table); \
-    r0 = _mm512_permutexvar_ps(i0_, t_); r1 = _mm512_permutexvar_ps(i1_, t_); } while (0)
+    ev = _mm512_permutexvar_ps(i_, t_); od = _mm512_permutexvar_ps(_mm512_srli_epi32(i_, 4), t_); } while (0)
 
 __attribute__((target("avx512f,avx512bw,avx512vl,f16c")))
 static void sum_int4_avx512(const uint8_t *const *recs, size_t n, size_t width, size_t group, float *out, int acc) {
-    const __m512i odd4 = _mm512_setr_epi32(0, 4, 0, 4, 0, 4, 0, 4, 0, 4, 0, 4, 0, 4, 0, 4);
     size_t groups = width / group, c = 0;
+    const __m512 iota = _mm512_setr_ps(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
     for (; c + 128 <= width; c += 128) {
         __m512 a0, a1, a2, a3, a4, a5, a6, a7, x0, x1, x2, x3, x4, x5, x6, x7;
         int first = !acc;
-#define LOAD_ACC(i) a##i = _mm512_loadu_ps(out + c + 16 * i)
-        if (acc) ACC8(LOAD_ACC);
+        if (acc) {
+            load_deinterleaved(out + c, &a0, &a1); load_deinterleaved(out + c + 32, &a2, &a3);
+            load_deinterleaved(out + c + 64, &a4, &a5); load_deinterleaved(out + c + 96, &a6, &a7);
+        }
+        /* The block's 32-column pieces lie in groups g0 + d0...d3 (d < 4 as group >= 32):
+           their scales and minimums, 8 halves from g0 on, are widened in one instruction and
+           picked by index. Reading 16 bytes there stays inside the record, since the codes
+           (width / 2 >= 16 bytes) follow the scales. */
+        size_t g0 = c / group;
+        const __m512i s0 = _mm512_set1_epi32((int)(2 * (c / group - g0))), s1 = _mm512_set1_epi32((int)(2 * ((c + 32) / group - g0)));
+        const __m512i s2 = _mm512_set1_epi32((int)(2 * ((c + 64) / group - g0))), s3 = _mm512_set1_epi32((int)(2 * ((c + 96) / group - g0)));
+        const __m512i one = _mm512_set1_epi32(1);
         for (size_t t = 0; t < n; t++) {
             const uint8_t *rec = recs[t], *b = rec + 4 * groups + c / 2;
-            INT4_32(b, int4_table(rec, c / group), x0, x1);
-            INT4_32(b + 16, int4_table(rec, (c + 32) / group), x2, x3);
-            INT4_32(b + 32, int4_table(rec, (c + 64) / group), x4, x5);
-            INT4_32(b + 48, int4_table(rec, (c + 96) / group), x6, x7);
+            __m512 sm = _mm512_castps256_ps512(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(rec + 4 * g0))));
+#define TABLE(si) _mm512_add_ps(_mm512_mul_ps(iota, _mm512_permutexvar_ps(si, sm)), _mm512_permutexvar_ps(_mm512_add_epi32(si, one), sm))
+            INT4_EO(b, TABLE(s0), x0, x1);
+            INT4_EO(b + 16, TABLE(s1), x2, x3);
+            INT4_EO(b + 32, TABLE(s2), x4, x5);
+            INT4_EO(b + 48, TABLE(s3), x6, x7);
+#undef TABLE
 #define ADD_X(i) a##i = first ? x##i : _mm512_add_ps(a##i, x##i)
             ACC8(ADD_X);
             first = 0;
         }
-#define STORE_ACC(i) _mm512_storeu_ps(out + c + 16 * i, a##i)
-        ACC8(STORE_ACC);
+        store_interleaved(out + c, a0, a1); store_interleaved(out + c + 32, a2, a3);
+        store_interleaved(out + c + 64, a4, a5); store_interleaved(out + c + 96, a6, a7);
     }
     for (; c < width; c += 32) {
         __m512 a0, a1, x0, x1;
         int first = !acc;
-        if (acc) { a0 = _mm512_loadu_ps(out + c); a1 = _mm512_loadu_ps(out + c + 16); }
+        if (acc) load_deinterleaved(out + c, &a0, &a1);
         for (size_t t = 0; t < n; t++) {
             const uint8_t *rec = recs[t];
-            INT4_32(rec + 4 * groups + c / 2, int4_table(rec, c / group), x0, x1);
+            INT4_EO(rec + 4 * groups + c / 2, int4_table(rec, c / group), x0, x1);
             ADD_X(0); ADD_X(1);
             first = 0;
         }
-        _mm512_storeu_ps(out + c, a0); _mm512_storeu_ps(out + c + 16, a1);
+        store_interleaved(out + c, a0, a1);
     }
 }
 
 /* int8 with one float32 scale per row. */
+#define LOAD_ACC(i) a##i = _mm512_loadu_ps(out + c + 16 * i)
+#define STORE_ACC(i) _mm512_storeu_ps(out + c + 16 * i, a##i)
 __attribute__((target("avx512f,avx512bw,avx512vl,f16c")))
 static void sum_int8_avx512(const uint8_t *const *recs, size_t n, size_t width, float *out, int acc) {
 #define INT8_16(p, s) _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(p)))), s)
@@ -479,6 +514,12 @@ __attribute__((constructor)) static void folio_detect_cpu(void) {
     folio_kernels_use_avx512(1);
     const char *a = getenv("FOLIO_GATHER_AHEAD");
     if (a) { long v = strtol(a, NULL, 10); if (v >= 1 && v <= GATHER_AHEAD_MAX) gather_ahead = (size_t)v; }
+    const char *g = getenv("FOLIO_GATHER_MODE");
+    if (g) {
+        if (!strcmp(g, "prefetch")) gather_mode = GATHER_PREFETCH;
+        else if (!strcmp(g, "touch")) gather_mode = GATHER_TOUCH;
+        else if (!strcmp(g, "adaptive")) gather_mode = GATHER_ADAPTIVE;
+    }
     const char *h = getenv("FOLIO_PREFETCH");
     if (h) {
         if (!strcmp(h, "t0")) prefetch_hint = 3;
@@ -568,8 +609,8 @@ static inline uint32_t touch_record(const uint8_t *p, size_t size) {
 }
 
 /* Keeps the touching loads from being optimized away (workers store to it concurrently,
-   hence the atomic stores). */
-uint32_t folio_touch_sink;
+   hence an atomic). */
+_Atomic uint32_t folio_touch_sink;
 
 /* The n records at recs summed into out (acc: added to what out holds). */
 static inline void decode_sum(int kind, size_t group, const uint8_t *const *recs, size_t n, size_t width, float *out, int acc) {
@@ -580,6 +621,46 @@ static inline void decode_sum(int kind, size_t group, const uint8_t *const *recs
     }
 #endif
     for (size_t t = 0; t < n; t++) decode_one(kind, group, recs[t], width, out, acc || t > 0);
+}
+
+/* How the records of a chunk are brought in before it is decoded. Prefetching the next
+   chunk overlaps its misses with the decoding of this one, and on an otherwise idle core that
+   is the faster: int8 12 x 262,144 x 256 tables, 1 thread, AMD EPYC Zen 4, 28-31 M rows/s
+   against 15 M for loading first. But on the same machine, for seconds at a time, software
+   prefetches that go to DRAM stop paying (int8 8-12 M rows/s, below a plain loop of loads at
+   19-20 M), while loads keep their speed; loading each chunk's lines in a tight loop and then
+   decoding it from L1 keeps 14.5-15.4 M then. Neither holds everywhere, so by default each
+   thread measures both and uses the faster (GATHER_ADAPTIVE); FOLIO_GATHER_MODE=prefetch,
+   touch or adaptive fixes it for measurements. */
+#define SEGMENT_CHUNKS 8
+#define EXPLORE_EVERY 32
+typedef struct { double cost[2]; unsigned segments; int use_touch; } gather_adapt;
+static _Thread_local gather_adapt adapt;
+
+static inline double now_seconds(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* Records the seconds per record of a segment run with `touch`, then picks the mode of the
+   next segment: the cheaper one by a moving average, the other one every EXPLORE_EVERY
+   segments (and while it has never been measured). */
+static _Atomic unsigned long gather_segments[2];
+void folio_gather_segments(uint64_t counts[2]) {
+    counts[0] = atomic_load_explicit(&gather_segments[0], memory_order_relaxed);
+    counts[1] = atomic_load_explicit(&gather_segments[1], memory_order_relaxed);
+}
+static void adapt_segment(int touch, double per_record) {
+    atomic_fetch_add_explicit(&gather_segments[touch ? 1 : 0], 1, memory_order_relaxed);
+    double *c = &adapt.cost[touch ? 1 : 0];
+    *c = *c == 0 ? per_record : 0.75 * *c + 0.25 * per_record;
+    adapt.segments++;
+    /* Timings of a few microseconds are noisy: the other mode must be 5 % cheaper to win. */
+    int best = touch ? !(adapt.cost[0] < 0.95 * adapt.cost[1]) : adapt.cost[1] < 0.95 * adapt.cost[0];
+    if (adapt.cost[0] == 0) adapt.use_touch = 0;
+    else if (adapt.cost[1] == 0) adapt.use_touch = 1;
+    else adapt.use_touch = adapt.segments % EXPLORE_EVERY == 0 ? !best : best;
 }
 
 /* Tokens [lo, hi) of a gather whose record (token i, table k) is at base + offset(i, k):
@@ -620,19 +701,40 @@ static void gather_tokens(int kind, size_t group, const record_source *src, size
             }
         return;
     }
+    /* Two ways to have a chunk's records at hand when it is decoded (see gather_mode): the
+       next chunk prefetched while this one is decoded, or each chunk's lines loaded (one
+       byte a line, in a tight loop) just before it is decoded. Each thread times both on
+       segments of SEGMENT_CHUNKS chunks and uses the faster, trying the other one every
+       EXPLORE_EVERY segments. */
     size_t cur = 0, n0 = 0;
+    int touch = gather_mode == GATHER_TOUCH || (gather_mode == GATHER_ADAPTIVE && adapt.use_touch);
     for (size_t i = lo; i < hi && i < lo + per; i++)
         for (size_t k = 0; k < tables; k++) {
             const uint8_t *p = src->base + record_offset(src, i * tables + k, k);
-            prefetch_record(p, record_size);
+            if (!touch) prefetch_record(p, record_size);
             ring[0][n0++] = p;
         }
+    uint32_t touched = 0;
+    size_t chunk_in_segment = 0;
+    double segment_start = gather_mode == GATHER_ADAPTIVE ? now_seconds() : 0;
+    size_t segment_records = 0;
     for (size_t c = lo; c < hi; c += per) {
         size_t e = c + per < hi ? c + per : hi, e2 = e + per < hi ? e + per : hi, nn = 0;
+        if (touch)
+            for (size_t t = 0; t < (e - c) * tables; t++) touched += touch_record(ring[cur][t], record_size);
+        /* The mode for the next chunk is settled here, before its records are asked for. */
+        int next_touch = touch;
+        segment_records += (e - c) * tables;
+        if (gather_mode == GATHER_ADAPTIVE && ++chunk_in_segment == SEGMENT_CHUNKS) {
+            double t = now_seconds();
+            adapt_segment(touch, (t - segment_start) / (double)segment_records);
+            next_touch = adapt.use_touch;
+            segment_start = t; segment_records = 0; chunk_in_segment = 0;
+        }
         for (size_t i = e; i < e2; i++)
             for (size_t k = 0; k < tables; k++) {
                 const uint8_t *p = src->base + record_offset(src, i * tables + k, k);
-                prefetch_record(p, record_size);
+                if (!next_touch) prefetch_record(p, record_size);
                 ring[cur ^ 1][nn++] = p;
             }
         for (size_t i = c; i < e; i++) {
@@ -642,8 +744,10 @@ static void gather_tokens(int kind, size_t group, const record_source *src, size
                 for (size_t k = 0; k < tables; k++)
                     decode_sum(kind, group, recs + k, 1, width, out + (i * tables + k) * out_stride, accumulate);
         }
+        touch = next_touch;
         cur ^= 1;
     }
+    if (touched) atomic_store_explicit(&folio_touch_sink, touched, memory_order_relaxed);
 }
 
 void folio_gather_rows(int kind, size_t group, const uint8_t *base, const int64_t *offsets, size_t n,

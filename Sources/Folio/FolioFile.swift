@@ -203,12 +203,7 @@ public final class FolioFile: Sendable {
         guard stride >= first.rowWidth else {
             throw FolioError.invalidUse(file: path, reason: "output stride \(stride) is narrower than a row of '\(first.name)' (\(first.rowWidth))")
         }
-        for (i, r) in rows.enumerated() {
-            let table = tables[i % t]
-            guard r >= 0, r < Int64(table.rowCount) else {
-                throw FolioError.rowOutOfRange(file: path, tensor: table.name, row: Int(clamping: r), rows: table.rowCount)
-            }
-        }
+        try checkRows(tables, rows)
         let n = rows.count / t
         guard n > 0, first.rowWidth > 0 else { return }
         if map.remote != nil, !tables.contains(where: \.isCompressed) { try map.ensure(recordRanges(tables, rows)) }
@@ -249,18 +244,40 @@ public final class FolioFile: Sendable {
         }
     }
 
+    /// How many segments of the lookup kernels, process-wide, had their records prefetched
+    /// a chunk ahead and how many loaded them just before decoding (the kernels time both
+    /// and use the faster; FOLIO_GATHER_MODE fixes one).
+    public static func gatherSegments() -> (prefetched: Int, loaded: Int) {
+        var c: (UInt64, UInt64) = (0, 0)
+        withUnsafeMutableBytes(of: &c) { folio_gather_segments($0.baseAddress!.assumingMemoryBound(to: UInt64.self)) }
+        return (Int(c.0), Int(c.1))
+    }
+
+    /// Every id of `rows` (one per table per token) is a row of its table. One pass over
+    /// plain integers: a lookup batch of a few thousand rows is checked in microseconds.
+    private func checkRows(_ tables: [TensorInfo], _ rows: UnsafeBufferPointer<Int64>) throws {
+        let t = tables.count
+        let counts = tables.map { UInt64($0.rowCount) }
+        try counts.withUnsafeBufferPointer { c in
+            var k = 0
+            for r in rows {
+                // A negative id wraps to a huge unsigned one and fails the same test.
+                if UInt64(bitPattern: r) >= c[k] {
+                    throw FolioError.rowOutOfRange(file: path, tensor: tables[k].name, row: Int(clamping: r), rows: tables[k].rowCount)
+                }
+                k += 1
+                if k == t { k = 0 }
+            }
+        }
+    }
+
     /// Reads one byte of every cache line of the records of `rows` (no decoding): the
     /// memory system's cost of a lookup, as a ceiling for `gatherRows`. Returns their sum.
     /// `rows` holds one id per table per token, as for `gatherSum`.
     public func touchRows(_ tables: [TensorInfo], rows: UnsafeBufferPointer<Int64>) throws -> UInt64 {
         let t = tables.count
         guard let first = tables.first, rows.count % t == 0 else { return 0 }
-        for (i, r) in rows.enumerated() {
-            let table = tables[i % t]
-            guard r >= 0, r < Int64(table.rowCount) else {
-                throw FolioError.rowOutOfRange(file: path, tensor: table.name, row: Int(clamping: r), rows: table.rowCount)
-            }
-        }
+        try checkRows(tables, rows)
         guard !rows.isEmpty, first.rowWidth > 0 else { return 0 }
         if tables.contains(where: \.isCompressed) { return try compressedTouchRows(tables, rows: rows) }
         if map.remote != nil { try map.ensure(recordRanges(tables, rows)) }

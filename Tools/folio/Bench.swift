@@ -129,6 +129,7 @@ struct Bench: ParsableCommand {
             let r = try bench.run(ids: ids, batch: batch, threads: threads, mode: touchOnly ? .touch : .decode, willNeedAhead: willneedAhead,
                                   cacheRows: cacheRows, readers: readers)
             let huge = FileSystem.anonHugePageBytes() ?? -1
+            let segments = FolioFile.gatherSegments()
             let hitRate = r.cacheHits + r.cacheMisses > 0 ? Double(r.cacheHits) / Double(r.cacheHits + r.cacheMisses) : 0
             let tps = Double(r.tokens) / r.seconds, rps = Double(r.rows) / r.seconds, bps = Double(r.bytes) / r.seconds
             if json {
@@ -142,6 +143,7 @@ struct Bench: ParsableCommand {
                     ("cache_rows", .int(cacheRows)), ("cache_hit_rate", .double(hitRate)), ("anon_huge_bytes", .int(huge)),
                     ("http_requests", f.remoteCounters.map { .int($0.requests) } ?? .null),
                     ("http_bytes", f.remoteCounters.map { .int($0.bytes) } ?? .null),
+                    ("gather_segments_prefetched", .int(segments.prefetched)), ("gather_segments_loaded", .int(segments.loaded)),
                 ]).serialized())
             } else {
                 emit("""

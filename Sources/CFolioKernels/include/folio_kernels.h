@@ -70,6 +70,11 @@ void folio_gather_paged(size_t threads, int sum, int kind, size_t group, const u
                         const int64_t *rows, size_t n, size_t tables, uint64_t rows_per_page, uint64_t block,
                         uint64_t row_stride, size_t width, size_t record_size, float *out, size_t out_stride);
 
+/// Segments of gathered chunks run so far (all threads) with their records prefetched one
+/// chunk ahead (counts[0]) and loaded just before decoding (counts[1]): the two ways the
+/// lookup kernels choose between by timing them.
+void folio_gather_segments(uint64_t counts[2]);
+
 /// Lets the lookup kernels use their AVX-512 versions (on, where the CPU has them; the
 /// default) or only the portable ones (off), which give the same values bit for bit.
 void folio_kernels_use_avx512(int on);
