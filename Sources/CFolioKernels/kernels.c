@@ -282,7 +282,7 @@ CLONES void folio_bf16_to_f32(const uint16_t *src, size_t n, float *dst) {
    FOLIO_PREFETCH (t0, t1, t2, nta, none) for measurements. */
 static size_t gather_ahead = 96;
 static int prefetch_hint = 2;
-/* How a chunk's records are brought in: see adapt_segment. */
+/* How a chunk's records are brought in: see the comment before adapt_segment. */
 enum { GATHER_ADAPTIVE = 0, GATHER_PREFETCH = 1, GATHER_TOUCH = 2 };
 static int gather_mode = GATHER_ADAPTIVE;
 
@@ -644,8 +644,9 @@ static inline double now_seconds(void) {
 }
 
 /* Records the seconds per record of a segment run with `touch`, then picks the mode of the
-   next segment: the cheaper one by a moving average, the other one every EXPLORE_EVERY
-   segments (and while it has never been measured). */
+   next segment: the cheaper one by a moving average (the other mode must be 5 % cheaper to
+   take over), the other one every EXPLORE_EVERY segments and while it has never been
+   measured. The counts of segments per mode are kept for `bench lookups`. */
 static _Atomic unsigned long gather_segments[2];
 void folio_gather_segments(uint64_t counts[2]) {
     counts[0] = atomic_load_explicit(&gather_segments[0], memory_order_relaxed);
@@ -656,7 +657,6 @@ static void adapt_segment(int touch, double per_record) {
     double *c = &adapt.cost[touch ? 1 : 0];
     *c = *c == 0 ? per_record : 0.75 * *c + 0.25 * per_record;
     adapt.segments++;
-    /* Timings of a few microseconds are noisy: the other mode must be 5 % cheaper to win. */
     int best = touch ? !(adapt.cost[0] < 0.95 * adapt.cost[1]) : adapt.cost[1] < 0.95 * adapt.cost[0];
     if (adapt.cost[0] == 0) adapt.use_touch = 0;
     else if (adapt.cost[1] == 0) adapt.use_touch = 1;
@@ -664,7 +664,8 @@ static void adapt_segment(int touch, double per_record) {
 }
 
 /* Tokens [lo, hi) of a gather whose record (token i, table k) is at base + offset(i, k):
-   chunks of whole tokens, the next chunk prefetched while the current one is decoded.
+   chunks of whole tokens, each brought in by prefetch during the previous chunk's decoding
+   or by loads just before its own (chosen as described before adapt_segment).
    `sum`: a token's tables summed into one output row; otherwise one output row per record
    (tables = 1). */
 typedef struct {
@@ -701,11 +702,8 @@ static void gather_tokens(int kind, size_t group, const record_source *src, size
             }
         return;
     }
-    /* Two ways to have a chunk's records at hand when it is decoded (see gather_mode): the
-       next chunk prefetched while this one is decoded, or each chunk's lines loaded (one
-       byte a line, in a tight loop) just before it is decoded. Each thread times both on
-       segments of SEGMENT_CHUNKS chunks and uses the faster, trying the other one every
-       EXPLORE_EVERY segments. */
+    /* `touch`: this chunk's lines are loaded (one byte a line) before it is decoded, and the
+       next chunk is not prefetched; otherwise the next chunk is prefetched. */
     size_t cur = 0, n0 = 0;
     int touch = gather_mode == GATHER_TOUCH || (gather_mode == GATHER_ADAPTIVE && adapt.use_touch);
     for (size_t i = lo; i < hi && i < lo + per; i++)

@@ -40,10 +40,11 @@ enum { FOLIO_ROW_F32 = 0, FOLIO_ROW_F16 = 1, FOLIO_ROW_BF16 = 2, FOLIO_ROW_INT8 
 
 /// Decodes the records at base + offsets[i] (i < n; rows of `width` values, records of
 /// `record_size` bytes, groups of `group` values) into out + i * out_stride, or adds them
-/// there when `accumulate` is non-zero. Rows are taken in chunks; every cache line of the
-/// next chunk is prefetched into L2 while the current one is decoded, so that the misses of
-/// scattered rows overlap each other and the arithmetic. Values are identical to the
-/// scalar decoders (no fused multiply-add).
+/// there when `accumulate` is non-zero. Rows are taken in chunks; every cache line of a
+/// chunk is either prefetched into L2 while the previous chunk is decoded (the misses of
+/// scattered rows overlap each other and the arithmetic) or loaded in a tight loop just
+/// before the chunk is decoded, whichever the calling thread measures as faster. Values are
+/// identical to the scalar decoders (no fused multiply-add) either way.
 void folio_gather_rows(int kind, size_t group, const uint8_t *base, const int64_t *offsets, size_t n,
                        size_t width, size_t record_size, float *out, size_t out_stride, int accumulate);
 
@@ -51,7 +52,7 @@ void folio_gather_rows(int kind, size_t group, const uint8_t *base, const int64_
 /// base + offsets[i * tables + k] (k < tables, all of one kind and size) decoded and summed
 /// into out + i * out_stride (the first table stores, the others add, in table order).
 /// Works token by token (int8 and int4 with the sum held in AVX-512 registers where the CPU
-/// has them), in chunks of whole tokens prefetched as in folio_gather_rows.
+/// has them), in chunks of whole tokens brought in as in folio_gather_rows.
 void folio_gather_sum(int kind, size_t group, const uint8_t *base, const int64_t *offsets, size_t n, size_t tables,
                       size_t width, size_t record_size, float *out, size_t out_stride);
 
