@@ -22,6 +22,26 @@ struct LinearOutput: @unchecked Sendable {
     var count: Int { matrix.rows }
 }
 
+/// Inputs [rows, cols] quantized for folio_mm against matrices of one kind's levels.
+final class IntegerInputs: @unchecked Sendable {
+    // @unchecked: written once in init, then only read.
+    let bytes: UnsafeMutableRawPointer
+    let rows: Int
+
+    init(_ x: UnsafePointer<Float>, rows: Int, cols: Int, kind: Int32) {
+        self.rows = rows
+        bytes = .allocate(byteCount: max(64, folio_mm_inputs_size(rows, cols)), alignment: 64)
+        // Groups of 16 inputs split over the cores.
+        let groups = (rows + 15) / 16, parts = min(Math.cores, groups)
+        let job = SendableRaw(x: x, w: x, b: nil, y: bytes.assumingMemoryBound(to: Float.self))
+        Math.parallelParts(parts) { p in
+            folio_mm_prepare_part(kind, job.x, rows, cols, job.y, groups * p / parts * 16, groups * (p + 1) / parts * 16)
+        }
+    }
+
+    deinit { bytes.deallocate() }
+}
+
 /// Pointers of one product, for the workers.
 private struct Product: @unchecked Sendable {
     let x: UnsafePointer<Float>
@@ -137,6 +157,9 @@ enum Math {
         precondition(w.cols == k, "matrix of \(w.cols) columns applied to \(k) features")
         if m > vectorRows, let f = w.float32Rows {
             linear(x, rows: m, inFeatures: k, weight: f, outFeatures: w.rows, bias: bias, into: y)
+        } else if m > vectorRows, w.integerProducts {
+            let prep = IntegerInputs(x, rows: m, cols: k, kind: w.storage.kind)
+            integerLinear(prep, matrix: w, bias: bias, into: y)
         } else if m > vectorRows {
             tiled(x, rows: m, inFeatures: k, matrix: w, bias: bias, into: y)
         } else {
@@ -150,7 +173,19 @@ enum Math {
     /// through the matrix-vector kernels (the input prepared once for all of them).
     static func linears(_ x: UnsafePointer<Float>, rows m: Int, inFeatures k: Int, _ outputs: [LinearOutput]) {
         if m > vectorRows {
-            for o in outputs { linear(x, rows: m, inFeatures: k, matrix: o.matrix, bias: o.bias, into: o.out) }
+            // Inputs quantized once for every integer-coded output of the same levels (q, k
+            // and v; gate and up).
+            var prepared: [Int32: IntegerInputs] = [:]
+            for o in outputs {
+                guard o.matrix.integerProducts else {
+                    linear(x, rows: m, inFeatures: k, matrix: o.matrix, bias: o.bias, into: o.out)
+                    continue
+                }
+                let levels = folio_mm_levels(o.matrix.storage.kind)
+                let prep = prepared[levels] ?? IntegerInputs(x, rows: m, cols: k, kind: o.matrix.storage.kind)
+                prepared[levels] = prep
+                integerLinear(prep, matrix: o.matrix, bias: o.bias, into: o.out)
+            }
             return
         }
         _ = setUp
@@ -178,6 +213,24 @@ enum Math {
                     // kernels' registers), and again from L1 for the next three.
                     folio_matvec_batch(w, a, e, m, job.x, k, job.acts, job.actSize, o.out, n, o.bias == nil ? 0 : 1)
                 }
+            }
+        }
+    }
+
+    /// Many rows against an integer-coded matrix by integer dot products from its records
+    /// (folio_mm): the rows split over the cores in multiples of 4, the inputs quantized once.
+    static func integerLinear(_ inputs: IntegerInputs, matrix w: Matrix, bias: UnsafePointer<Float>?, into y: UnsafeMutablePointer<Float>) {
+        _ = setUp
+        let n = w.rows, m = inputs.rows
+        let parts = min(cores, max(1, n / 64))
+        let p = SendableRaw(x: y, w: y, b: bias, y: y)
+        parallelParts(parts) { part in
+            let lo = (n * part / parts) & ~3, hi = part == parts - 1 ? n : (n * (part + 1) / parts) & ~3
+            guard hi > lo else { return }
+            if let bias = p.b { for r in 0..<m { (p.y + r * n + lo).update(from: bias + lo, count: hi - lo) } }
+            withUnsafePointer(to: w.storage) { ws in
+                let rc = folio_mm(ws, lo, hi, m, inputs.bytes, p.y, n, p.b == nil ? 0 : 1)
+                precondition(rc == 0, "folio_mm refused a matrix that Matrix.integerProducts accepted (\(rc))")
             }
         }
     }

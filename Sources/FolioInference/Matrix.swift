@@ -78,6 +78,12 @@ final class Matrix: @unchecked Sendable {
         return UnsafeRawPointer(storage.base).assumingMemoryBound(to: Float.self)
     }
 
+    /// Whether products of many inputs go through the integer kernel (folio_mm): an integer
+    /// encoding it takes, on a CPU with VNNI. Else prefill decodes weight tiles for sgemm.
+    var integerProducts: Bool {
+        withUnsafePointer(to: storage) { folio_mm_supported($0) != 0 } && folio_mm_vector() != 0
+    }
+
     /// Whether products need the input prepared (quantized, or split for bfloat16).
     var needsPreparedInput: Bool { storage.kind != Int32(FOLIO_ROW_F32) && storage.kind != Int32(FOLIO_ROW_F16) }
 }

@@ -39,9 +39,11 @@ import FolioConvert
         }
     }
 
-    /// Q8_0 / Q4_0 kept as int8/g32 / int4/g32 records: the same logits as the float32
-    /// conversion of the same file (the blocks are carried exactly); llama.cpp's own logits
-    /// differ from both by its rounding of the inputs to int8 (Q8_0) in every product.
+    /// Q8_0 / Q4_0 kept as int8/g32 / int4/g32 records: the logits of the float32 conversion
+    /// of the same file (the blocks are carried exactly) up to the 16-bit rounding of the
+    /// inputs, which the prompt pass (integer matrix products) and one token at a time
+    /// (matrix-vector kernels) share, so the two agree more closely than either does with
+    /// float32; llama.cpp's own logits differ by its rounding of the inputs to int8 (Q8_0).
     @Test(arguments: [("q8_0", Encoding.int8(group: 32)), ("q4_0", .int4(group: 32))])
     func quantizedBlocksRunAsStored(_ name: String, _ enc: Encoding) throws {
         let dir = TempDir()
@@ -51,10 +53,14 @@ import FolioConvert
         #expect(q.encoding == enc && q.paged?.isRecords == true)
         let g = try TextGenerator(path: path), f = try TextGenerator(path: try convert(name, keep: false, in: dir))
         let exact = try f.logits(Self.ids)
-        let (c0, d0) = worst(try g.logits(Self.ids), exact, vocab: 320)
-        #expect(d0 <= 1e-5, "\(name) prompt pass vs float32 of the same blocks: max |Δ| \(d0), cosine \(c0)")
-        let (c1, _) = worst(try g.logitsIncrementally(Self.ids), exact, vocab: 320)
+        let prompt = try g.logits(Self.ids), single = try g.logitsIncrementally(Self.ids)
+        let (c0, d0) = worst(prompt, exact, vocab: 320)
+        #expect(c0 >= 0.99999, "\(name) prompt pass vs float32 of the same blocks: cosine \(c0), max |Δ| \(d0)")
+        let (c1, d1) = worst(single, exact, vocab: 320)
         #expect(c1 >= 0.99999, "\(name) one token at a time vs float32 of the same blocks: cosine \(c1)")
+        let (_, d01) = worst(prompt, single, vocab: 320)
+        print("\(name): max |Δ| prompt pass vs float32 \(d0), one token at a time vs float32 \(d1), between them \(d01)")
+        #expect(d01 < min(d0, d1), "\(name) prompt pass vs one token at a time: max |Δ| \(d01) (vs float32 \(d0), \(d1))")
         let peer = try npyRows(inferenceFixture("gguf-llama/logits_\(name).npy")).flatMap { $0 }
         let (c2, d2) = worst(exact, peer, vocab: 320)
         print("\(name): Folio vs llama.cpp on the same file: min cosine \(c2), max |Δ| \(d2)")

@@ -66,4 +66,33 @@ int folio_matvec_features(void);
 /// unless FOLIO_MATVEC_PREFETCH=BYTES is set (read at load time).
 size_t folio_matvec_prefetch_bytes(void);
 
+/// Matrix products of many inputs with integer-coded weights (int8, int8/gN, int4/gN,
+/// affine8/gN; groups of 32 or more) by integer dot products from the records (matmul.c).
+/// Bytes of the prepared form of n inputs of `cols` values (allocate 64-byte aligned).
+size_t folio_mm_inputs_size(size_t n, size_t cols);
+/// The input levels against matrices of `kind`: 32639 for int4/gN, else 32767.
+int folio_mm_levels(int kind);
+/// Prepares inputs x[n][cols] for folio_mm against matrices of `kind`: each block of 32 of
+/// each input quantized exactly as folio_act_prepare does (the same q, step and float sum),
+/// laid out 16 inputs side by side.
+void folio_mm_prepare(int kind, const float *x, size_t n, size_t cols, void *prep);
+/// folio_mm_prepare of inputs t0..<t1 only (t0 rounded down to a multiple of 16; parts
+/// split on multiples of 16 can be prepared on different threads).
+void folio_mm_prepare_part(int kind, const float *x, size_t n, size_t cols, void *prep, size_t t0, size_t t1);
+/// Whether folio_mm computes products with this matrix (its kind and groups).
+int folio_mm_supported(const folio_matrix *m);
+/// y[t * ystride + r] = (accumulate ? that : 0) + row r · x_t for lo <= r < hi and t < n:
+/// Σ_b s · d_b · Σ q_w q_x (+ m · Σ x) per block, the integer sums exact, as folio_matvec,
+/// the float sums in another order. AVX-512 VNNI where the CPU has it, plain loops
+/// otherwise (folio_mm_vector). Returns 0, or -1 for a matrix folio_mm_supported refuses,
+/// -2 when out of memory.
+int folio_mm(const folio_matrix *m, size_t lo, size_t hi, size_t n, const void *prep, float *y, size_t ystride, int accumulate);
+/// folio_mm by the plain loops only, whatever the CPU has.
+int folio_mm_portable(const folio_matrix *m, size_t lo, size_t hi, size_t n, const void *prep, float *y, size_t ystride, int accumulate);
+/// Whether folio_mm runs its AVX-512 VNNI kernel on this CPU (else the plain loops).
+int folio_mm_vector(void);
+/// Input t's quantized value j in prepared inputs, with its block's step and float sum
+/// (for tests and tools).
+int16_t folio_mm_input(const void *prep, size_t cols, size_t t, size_t j, float *step, float *sum);
+
 #endif
