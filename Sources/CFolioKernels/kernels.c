@@ -793,37 +793,65 @@ typedef struct {
 static pthread_mutex_t pool_mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t pool_cv = PTHREAD_COND_INITIALIZER;
 static pthread_mutex_t pool_submit = PTHREAD_MUTEX_INITIALIZER;
-static _Atomic unsigned long pool_generation;
-static _Atomic size_t pool_remaining;
+/* The job's generation (high bits) and the next part to claim (low 16 bits). */
+static _Atomic uint64_t pool_state;
+static _Atomic size_t pool_done;
 static pool_job pool_current;
 static size_t pool_workers;
 
-static void *pool_worker(void *arg) {
-    size_t index = (size_t)arg;
-    unsigned long seen = 0;
+#define POOL_PART_BITS 16
+#define POOL_PART_MASK (((uint64_t)1 << POOL_PART_BITS) - 1)
+
+/* Claims and runs parts of job `g` until none is left (or another job has begun). Parts go
+   to whichever thread claims them first, so a worker that wakes late (a vCPU of a virtual
+   machine can take tens of milliseconds) delays nothing: the caller runs its parts. A claim
+   that succeeds means job g is still current: the next job is published only once all
+   parts of this one are done, so `job` (read after seeing g) is job g's. */
+static void pool_claim(uint64_t g, pool_job job) {
+    uint64_t s = atomic_load_explicit(&pool_state, memory_order_acquire);
     for (;;) {
-        unsigned long g;
+        if ((s >> POOL_PART_BITS) != g || (s & POOL_PART_MASK) >= job.parts) return;
+        if (!atomic_compare_exchange_weak_explicit(&pool_state, &s, s + 1, memory_order_acq_rel, memory_order_acquire)) continue;
+        job.fn(job.ctx, (size_t)(s & POOL_PART_MASK), job.parts);
+        atomic_fetch_add_explicit(&pool_done, 1, memory_order_release);
+        s = atomic_load_explicit(&pool_state, memory_order_acquire);
+    }
+}
+
+static void *pool_worker(void *arg) {
+    (void)arg;
+    uint64_t seen = atomic_load_explicit(&pool_state, memory_order_acquire) >> POOL_PART_BITS;
+    for (;;) {
+        uint64_t g;
         int spins = 0;
-        while ((g = atomic_load_explicit(&pool_generation, memory_order_acquire)) == seen && spins < POOL_SPINS) {
+        while ((g = atomic_load_explicit(&pool_state, memory_order_acquire) >> POOL_PART_BITS) == seen && spins < POOL_SPINS) {
             spins++;
             CPU_RELAX();
         }
         if (g == seen) {
             pthread_mutex_lock(&pool_mu);
-            while ((g = atomic_load_explicit(&pool_generation, memory_order_acquire)) == seen) pthread_cond_wait(&pool_cv, &pool_mu);
+            while ((g = atomic_load_explicit(&pool_state, memory_order_acquire) >> POOL_PART_BITS) == seen) pthread_cond_wait(&pool_cv, &pool_mu);
             pthread_mutex_unlock(&pool_mu);
         }
         seen = g;
-        pool_job job = pool_current;
-        if (index + 1 < job.parts) job.fn(job.ctx, index + 1, job.parts);
-        atomic_fetch_sub_explicit(&pool_remaining, 1, memory_order_release);
+        pool_claim(g, pool_current);
     }
     return NULL;
 }
 
-/* Runs fn(ctx, p, parts) for p < parts, part 0 on the calling thread. One job at a time:
-   while the pool is busy (another caller, or a call from inside a job) the parts run one
-   after another on the calling thread instead of waiting. */
+static void pool_start_workers(size_t parts) {
+    while (pool_workers + 1 < parts) {
+        pthread_t t;
+        if (pthread_create(&t, NULL, pool_worker, NULL) != 0) break;
+        pthread_detach(t);
+        pool_workers++;
+    }
+}
+
+/* Runs fn(ctx, p, parts) for p < parts on the calling thread and the workers, each part
+   once, by whichever claims it first. One job at a time: while the pool is busy (another
+   caller, or a call from inside a job) the parts run one after another on the calling
+   thread instead of waiting. */
 static void pool_run(void (*fn)(void *, size_t, size_t), void *ctx, size_t parts) {
     if (parts <= 1) { fn(ctx, 0, 1); return; }
     if (parts > POOL_MAX) parts = POOL_MAX;
@@ -831,21 +859,24 @@ static void pool_run(void (*fn)(void *, size_t, size_t), void *ctx, size_t parts
         for (size_t p = 0; p < parts; p++) fn(ctx, p, parts);
         return;
     }
-    while (pool_workers < parts - 1) {
-        pthread_t t;
-        if (pthread_create(&t, NULL, pool_worker, (void *)pool_workers) != 0) break;
-        pthread_detach(t);
-        pool_workers++;
-    }
+    pool_start_workers(parts);
     if (parts - 1 > pool_workers) parts = pool_workers + 1;
     pool_current = (pool_job){fn, ctx, parts};
-    atomic_store_explicit(&pool_remaining, pool_workers, memory_order_relaxed);
+    atomic_store_explicit(&pool_done, 0, memory_order_relaxed);
+    uint64_t g = (atomic_load_explicit(&pool_state, memory_order_relaxed) >> POOL_PART_BITS) + 1;
     pthread_mutex_lock(&pool_mu);
-    atomic_fetch_add_explicit(&pool_generation, 1, memory_order_release);
+    atomic_store_explicit(&pool_state, g << POOL_PART_BITS, memory_order_release);
     pthread_cond_broadcast(&pool_cv);
     pthread_mutex_unlock(&pool_mu);
-    fn(ctx, 0, parts);
-    while (atomic_load_explicit(&pool_remaining, memory_order_acquire) != 0) CPU_RELAX();
+    pool_claim(g, pool_current);
+    while (atomic_load_explicit(&pool_done, memory_order_acquire) != parts) CPU_RELAX();
+    pthread_mutex_unlock(&pool_submit);
+}
+
+void folio_parallel_start(size_t parts) {
+    if (parts > POOL_MAX) parts = POOL_MAX;
+    pthread_mutex_lock(&pool_submit);
+    pool_start_workers(parts);
     pthread_mutex_unlock(&pool_submit);
 }
 

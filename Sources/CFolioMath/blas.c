@@ -23,6 +23,11 @@ static void load(void) {
             setenv("OPENBLAS_CORETYPE", "Haswell", 0);
 #endif
     }
+    /* Folio calls sgemm from its own workers, one call per core: OpenBLAS's own threads are
+       never used, but the pthreads build starts them when loaded unless told otherwise, and
+       they spin in sched_yield after start (4 % of a 2-thread prompt pass on AMD Zen 4,
+       taken from the workers' cores). */
+    setenv("OPENBLAS_NUM_THREADS", "1", 0);
     void *h = dlopen("libopenblas.so.0", RTLD_NOW | RTLD_LOCAL);
     if (!h) h = dlopen("libopenblas.so", RTLD_NOW | RTLD_LOCAL);
     if (!h) return;

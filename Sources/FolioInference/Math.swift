@@ -91,6 +91,13 @@ enum Math {
         }
     }
 
+    /// Starts the pool's workers (one per core but the caller's) now, without waiting for
+    /// them: the first parallel region would otherwise create them and wait for their first run.
+    static func startWorkers() {
+        _ = setUp
+        folio_parallel_start(cores)
+    }
+
     /// Runs `body(i)` for i in 0..<count in one contiguous range per core.
     static func parallelFor(_ count: Int, _ body: @Sendable (Int) -> Void) {
         let parts = min(count, cores)

@@ -72,6 +72,9 @@ public final class TextGenerator: @unchecked Sendable {
         self.path = path
         self.source = file
         try Math.requireBLAS(for: path)
+        // The workers start while the weights load: a thread's first run on this 2-vCPU
+        // guest took 10-100 ms, which the first prompt pass otherwise paid.
+        Math.startWorkers()
         try file.fetchFiles()
         let config: ModelConfig
         var eos = Set<Int32>()

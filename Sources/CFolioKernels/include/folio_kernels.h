@@ -85,6 +85,9 @@ void folio_kernels_use_avx512(int on);
 /// threads costs tens of microseconds, more than many jobs take). One job at a time; a call
 /// made while the pool is busy runs its parts one after another on the calling thread.
 void folio_parallel(size_t parts, void (*fn)(void *ctx, size_t part, size_t parts), void *ctx);
+/// Creates the pool's workers for up to `parts` parts now, without waiting for them (each
+/// runs only the jobs submitted after it was created).
+void folio_parallel_start(size_t parts);
 
 /// The random-access ceiling: reads one byte of every 64-byte cache line that the records
 /// at base + offsets[i] (record_size bytes each) touch, and nothing else; returns the sum
