@@ -1,5 +1,6 @@
 #include "folio_matvec.h"
 #include "folio_kernels.h"
+#include "block_quant.h"
 #include <math.h>
 #include <float.h>
 #include <string.h>
@@ -38,41 +39,30 @@ size_t folio_mm_inputs_size(size_t n, size_t cols) { return (n + LANES - 1) / LA
 
 int folio_mm_levels(int kind) { return kind == FOLIO_ROW_INT4_GROUPS ? 32639 : 32767; }
 
-/* Input t's block b: q values, step and sum, written into its lane (the same operations in
-   the same order as folio_act_prepare_portable). */
-static void prepare_block(const float *xt, size_t cols, size_t b, float L, int16_t *q, float *d, float *s, size_t nb, size_t lane) {
+/* Input t's block b (block_quant.h: the quantization of folio_act_prepare) into its lane:
+   the q values as pairs, the step and the float sum. */
+static void prepare_block(const float *xt, size_t cols, size_t b, float L, int16_t *q, float *d, float *s, size_t lane) {
     size_t lo = b * BLOCK, cnt = cols - lo < BLOCK ? cols - lo : BLOCK;
-    float amax = 0, sum = 0;
-    for (size_t j = 0; j < cnt; j++) { float a = fabsf(xt[lo + j]); amax = a > amax ? a : amax; sum += xt[lo + j]; }
-    float inv = amax > 0 ? fminf(L / amax, FLT_MAX) : 0.0f;
+    float amax, sum;
+    block_stats(xt + lo, cnt, &amax, &sum);
+    float inv = block_inverse(amax, L);
     d[b * LANES + lane] = amax / L;
     s[b * LANES + lane] = sum;
-    for (size_t j = 0; j < cnt; j++) {
-        float v = xt[lo + j] * inv;
-        v = v < -L ? -L : (v > L ? L : v);
-        q[((b * (BLOCK / 2) + j / 2) * LANES + lane) * 2 + (j & 1)] = (int16_t)rintf(v);
-    }
-    (void)nb;
+    for (size_t j = 0; j < cnt; j++) q[((b * (BLOCK / 2) + j / 2) * LANES + lane) * 2 + (j & 1)] = block_code(xt[lo + j], inv, L);
 }
 
 #if defined(__x86_64__)
-/* The same block by AVX-512F: IEEE products and clamps lane by lane, conversion to nearest
-   even as rintf, the sum added value by value in order (as act_prepare_avx512). Its 16
-   pairs go to their lanes by one scatter. */
+/* The same block by AVX-512F; its 16 pairs go to their lanes by one scatter. */
 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq"))) static void prepare_block_avx512(const float *xt, size_t cols, size_t b, float L,
                                                                                                 int16_t *q, float *d, float *s, size_t lane) {
     size_t lo = b * BLOCK, cnt = cols - lo < BLOCK ? cols - lo : BLOCK;
-    __mmask16 m0 = (__mmask16)(cnt >= 16 ? 0xFFFF : (1u << cnt) - 1), m1 = (__mmask16)(cnt >= 32 ? 0xFFFF : cnt <= 16 ? 0 : (1u << (cnt - 16)) - 1);
-    __m512 v0 = _mm512_maskz_loadu_ps(m0, xt + lo), v1 = _mm512_maskz_loadu_ps(m1, xt + lo + 16);
-    float amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(v0), _mm512_abs_ps(v1)));
-    float sum = 0;
-    for (size_t j = 0; j < cnt; j++) sum += xt[lo + j];
-    float inv = amax > 0 ? fminf(L / amax, FLT_MAX) : 0.0f;
+    __m512 v0, v1;
+    float amax, sum;
+    block_load(xt + lo, cnt, &v0, &v1, &amax, &sum);
+    float inv = block_inverse(amax, L);
     d[b * LANES + lane] = amax / L;
     s[b * LANES + lane] = sum;
-    __m512 vi = _mm512_set1_ps(inv), lim = _mm512_set1_ps(L), nlim = _mm512_set1_ps(-L);
-    __m512i q0 = _mm512_cvtps_epi32(_mm512_min_ps(_mm512_max_ps(_mm512_mul_ps(v0, vi), nlim), lim));
-    __m512i q1 = _mm512_cvtps_epi32(_mm512_min_ps(_mm512_max_ps(_mm512_mul_ps(v1, vi), nlim), lim));
+    __m512i q0 = block_codes(v0, inv, L), q1 = block_codes(v1, inv, L);
     __m512i pairs = _mm512_inserti64x4(_mm512_castsi256_si512(_mm512_cvtepi32_epi16(q0)), _mm512_cvtepi32_epi16(q1), 1);
     const __m512i at = _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0), _mm512_set1_epi32(LANES));
     _mm512_i32scatter_epi32(q + (b * (BLOCK / 2) * LANES + lane) * 2, at, pairs, 4);
@@ -101,7 +91,7 @@ void folio_mm_prepare_part(int kind, const float *x, size_t n, size_t cols, void
 #if defined(__x86_64__)
             if (vec) { prepare_block_avx512(xt, cols, b, L, q, d, s, t % LANES); continue; }
 #endif
-            prepare_block(xt, cols, b, L, q, d, s, nb, t % LANES);
+            prepare_block(xt, cols, b, L, q, d, s, t % LANES);
         }
     }
 }
@@ -208,7 +198,7 @@ static inline int mm_kind_ok(const folio_matrix *m) {
 }
 
 /* The plain version: the same sums per block, one lane at a time. */
-static void mm_rows_portable(const folio_matrix *m, size_t r0, size_t rr, const int16_t *w, size_t kp, const float *sc, const float *mn,
+static void mm_rows_portable(size_t r0, size_t rr, const int16_t *w, size_t kp, const float *sc, const float *mn,
                              const float *post, size_t n, const void *prep, float *y, size_t ystride, int accumulate) {
     size_t nb = kp / BLOCK;
     for (size_t t = 0; t < n; t++) {
@@ -357,7 +347,7 @@ static int mm(const folio_matrix *m, size_t lo, size_t hi, size_t n, const void 
         if (vec) { mm_rows_vnni(r0, rr, w, kp, sc, mn, affine, post, n, prep, y, ystride, accumulate); continue; }
 #endif
         (void)vec;
-        mm_rows_portable(m, r0, rr, w, kp, sc, mn, post, n, prep, y, ystride, accumulate);
+        mm_rows_portable(r0, rr, w, kp, sc, mn, post, n, prep, y, ystride, accumulate);
     }
     free(w); free(sc); free(mn);
     return 0;

@@ -1,5 +1,6 @@
 #include "folio_matvec.h"
 #include "folio_kernels.h"
+#include "block_quant.h"
 #include <math.h>
 #include <float.h>
 #include <string.h>
@@ -108,22 +109,16 @@ void folio_act_prepare_portable(const float *x, size_t cols, void *act) {
     size_t nb = blocks_of(cols);
     for (size_t b = 0; b < nb; b++) {
         size_t lo = b * BLOCK, n = cols - lo < BLOCK ? cols - lo : BLOCK;
-        float amax = 0, sum = 0;
-        for (size_t j = 0; j < n; j++) { float a = fabsf(x[lo + j]); amax = a > amax ? a : amax; sum += x[lo + j]; }
-        float inv = amax > 0 ? fminf(32767.0f / amax, FLT_MAX) : 0.0f;  /* finite: 0 · inv stays 0 */
+        float amax, sum;
+        block_stats(x + lo, n, &amax, &sum);
+        float inv = block_inverse(amax, 32767.0f);
         d[b] = amax / 32767.0f;
         xs[b] = sum;
-        for (size_t j = 0; j < BLOCK; j++) {
-            float v = j < n ? x[lo + j] * inv : 0.0f;
-            v = v < -32767.0f ? -32767.0f : (v > 32767.0f ? 32767.0f : v);
-            q[lo + j] = (int16_t)rintf(v);
-        }
-        float inv4 = amax > 0 ? fminf(32639.0f / amax, FLT_MAX) : 0.0f;
+        for (size_t j = 0; j < BLOCK; j++) q[lo + j] = j < n ? block_code(x[lo + j], inv, 32767.0f) : 0;
+        float inv4 = block_inverse(amax, 32639.0f);
         d4[b] = amax / 32639.0f;
         for (size_t j = 0; j < BLOCK; j++) {
-            float v = j < n ? x[lo + j] * inv4 : 0.0f;
-            v = v < -32639.0f ? -32639.0f : (v > 32639.0f ? 32639.0f : v);
-            int32_t q16 = (int32_t)rintf(v), h = (q16 + 128) >> 8;  /* arithmetic shift: floor */
+            int32_t q16 = j < n ? block_code(x[lo + j], inv4, 32639.0f) : 0, h = (q16 + 128) >> 8;  /* arithmetic shift: floor */
             h4[digit_at(b, j)] = (int8_t)h;
             l4[digit_at(b, j)] = (int8_t)(q16 - 256 * h);
         }
@@ -557,27 +552,20 @@ AVX512 static void act_prepare_avx512(const float *x, size_t cols, void *act) {
     size_t nb = blocks_of(cols);
     const __m512i evens = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
     const __m512i odds = _mm512_add_epi32(evens, _mm512_set1_epi32(1));
-    const __m512 lim = _mm512_set1_ps(32767.0f), lim4 = _mm512_set1_ps(32639.0f);
     for (size_t b = 0; b < nb; b++) {
         size_t lo = b * BLOCK, n = cols - lo < BLOCK ? cols - lo : BLOCK;
-        __mmask16 m0 = (__mmask16)(n >= 16 ? 0xFFFF : (1u << n) - 1), m1 = (__mmask16)(n >= 32 ? 0xFFFF : n <= 16 ? 0 : (1u << (n - 16)) - 1);
-        __m512 v0 = _mm512_maskz_loadu_ps(m0, x + lo), v1 = _mm512_maskz_loadu_ps(m1, x + lo + 16);
-        float amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(v0), _mm512_abs_ps(v1)));
-        float sum = 0;
-        for (size_t j = 0; j < n; j++) sum += x[lo + j];
-        float inv = amax > 0 ? fminf(32767.0f / amax, FLT_MAX) : 0.0f;  /* finite: 0 · inv stays 0 */
+        __m512 v0, v1;
+        float amax, sum;
+        block_load(x + lo, n, &v0, &v1, &amax, &sum);
+        float inv = block_inverse(amax, 32767.0f);
         d[b] = amax / 32767.0f;
         xs[b] = sum;
-        __m512 vi = _mm512_set1_ps(inv);
-        __m512i q0 = _mm512_cvtps_epi32(_mm512_min_ps(_mm512_max_ps(_mm512_mul_ps(v0, vi), _mm512_sub_ps(_mm512_setzero_ps(), lim)), lim));
-        __m512i q1 = _mm512_cvtps_epi32(_mm512_min_ps(_mm512_max_ps(_mm512_mul_ps(v1, vi), _mm512_sub_ps(_mm512_setzero_ps(), lim)), lim));
+        __m512i q0 = block_codes(v0, inv, 32767.0f), q1 = block_codes(v1, inv, 32767.0f);
         _mm256_storeu_si256((__m256i *)(q + lo), _mm512_cvtepi32_epi16(q0));
         _mm256_storeu_si256((__m256i *)(q + lo + 16), _mm512_cvtepi32_epi16(q1));
-        float inv4 = amax > 0 ? fminf(32639.0f / amax, FLT_MAX) : 0.0f;
+        float inv4 = block_inverse(amax, 32639.0f);
         d4[b] = amax / 32639.0f;
-        __m512 vi4 = _mm512_set1_ps(inv4);
-        __m512i r0 = _mm512_cvtps_epi32(_mm512_min_ps(_mm512_max_ps(_mm512_mul_ps(v0, vi4), _mm512_sub_ps(_mm512_setzero_ps(), lim4)), lim4));
-        __m512i r1 = _mm512_cvtps_epi32(_mm512_min_ps(_mm512_max_ps(_mm512_mul_ps(v1, vi4), _mm512_sub_ps(_mm512_setzero_ps(), lim4)), lim4));
+        __m512i r0 = block_codes(v0, inv4, 32639.0f), r1 = block_codes(v1, inv4, 32639.0f);
         __m512i hi0 = _mm512_srai_epi32(_mm512_add_epi32(r0, _mm512_set1_epi32(128)), 8);
         __m512i hi1 = _mm512_srai_epi32(_mm512_add_epi32(r1, _mm512_set1_epi32(128)), 8);
         __m512i lo0 = _mm512_sub_epi32(r0, _mm512_slli_epi32(hi0, 8)), lo1 = _mm512_sub_epi32(r1, _mm512_slli_epi32(hi1, 8));

@@ -75,8 +75,9 @@ import FolioConvert
     }
 
     /// The same fixtures stored in bf16 and with `--weights int8` / `--weights int4`, run from
-    /// their stored encodings (by the prompt pass, on weight tiles, and one token at a time,
-    /// through the matrix-vector kernels with quantized inputs), against float32 runs of the
+    /// their stored encodings (by the prompt pass: integer matrix products for int8/int4,
+    /// weight tiles for bf16; and one token at a time through the matrix-vector kernels;
+    /// both with quantized inputs), against float32 runs of the
     /// very values stored (the file dequantized to float32): what the kernels add. What the
     /// schemes themselves lose against the original float32 weights is printed (these tiny
     /// random models, hidden 64, with logits of deviation 4.5, exaggerate it).
