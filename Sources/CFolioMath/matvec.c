@@ -37,9 +37,9 @@ static inline size_t align64(size_t n) { return (n + 63) & ~(size_t)63; }
 
 typedef struct {
     const int16_t *q;    /* [kp] codes in order */
-    const int8_t *h4;    /* [kp2] int4 inputs' high digits, per pair of blocks (b, b+1): the 16
-                            even-indexed values of b, of b+1, the 16 odd ones of b, of b+1 */
-    const int8_t *l4;    /* [kp2] their low digits, in the same order */
+    const int8_t *h4;    /* [kp4] int4 inputs' high digits, per quad of blocks (b..b+3, b % 4 = 0):
+                            the 16 even-indexed values of b, b+1, b+2, b+3, then their 16 odd ones */
+    const int8_t *l4;    /* [kp4] their low digits, in the same order */
     const float *d;      /* [nb] block steps */
     const float *d4;     /* [nb] block steps of the int4 inputs */
     const float *xs;     /* [nb] float sums of x per block */
@@ -48,14 +48,14 @@ typedef struct {
 } act_view;
 
 /* Where value j of block b sits among the int4 digits. */
-static inline size_t digit_at(size_t b, size_t j) { return (b / 2) * 64 + (j & 1) * 32 + (b & 1) * 16 + j / 2; }
+static inline size_t digit_at(size_t b, size_t j) { return (b / 4) * 128 + (j & 1) * 64 + (b & 3) * 16 + j / 2; }
 
 static void act_offsets(size_t cols, size_t off[8], size_t *total) {
-    size_t nb = blocks_of(cols), kp = nb * BLOCK, kp2 = (nb + 1) / 2 * 2 * BLOCK;
+    size_t nb = blocks_of(cols), kp = nb * BLOCK, kp4 = (nb + 3) / 4 * 4 * BLOCK;
     off[0] = 0;                       /* q */
     off[1] = align64(2 * kp);         /* h4 */
-    off[2] = off[1] + kp2;            /* l4 */
-    off[3] = off[2] + kp2;            /* d */
+    off[2] = off[1] + kp4;            /* l4 */
+    off[3] = off[2] + kp4;            /* d */
     off[4] = off[3] + 4 * nb;         /* d4 */
     off[5] = off[4] + 4 * nb;         /* xs */
     off[6] = align64(off[5] + 4 * nb);/* xh */
@@ -86,8 +86,8 @@ static inline uint16_t bf16_round(float v) {
 static inline float bf16_value(uint16_t b) { uint32_t u = (uint32_t)b << 16; float v; memcpy(&v, &u, 4); return v; }
 static inline float half_value(const uint8_t *p) { _Float16 h; memcpy(&h, p, 2); return (float)h; }
 
-/* The parts of a prepared input being written (the layout of act_offsets), with the odd last
-   block's int4 partner digits zeroed. */
+/* The parts of a prepared input being written (the layout of act_offsets), with the digits of
+   the blocks missing from the last quad zeroed. */
 typedef struct { int16_t *q; int8_t *h4, *l4; float *d, *d4, *xs; uint16_t *xh, *xl; } act_out;
 
 static act_out act_out_view(void *act, size_t cols) {
@@ -96,7 +96,7 @@ static act_out act_out_view(void *act, size_t cols) {
     uint8_t *p = act;
     act_out o = {(int16_t *)p, (int8_t *)(p + off[1]), (int8_t *)(p + off[2]), (float *)(p + off[3]), (float *)(p + off[4]),
                  (float *)(p + off[5]), (uint16_t *)(p + off[6]), (uint16_t *)(p + off[7])};
-    if (nb % 2) { memset(o.h4 + (nb - 1) / 2 * 64, 0, 64); memset(o.l4 + (nb - 1) / 2 * 64, 0, 64); }
+    if (nb % 4) { memset(o.h4 + nb / 4 * 128, 0, 128); memset(o.l4 + nb / 4 * 128, 0, 128); }
     return o;
 }
 
@@ -247,8 +247,8 @@ static float portable_row(const folio_matrix *m, const uint8_t *rec, const float
             const int8_t *h = a->h4 + digit_at(b, 0), *l = a->l4 + digit_at(b, 0);
             int32_t th = 0, tl = 0;
             for (size_t j = 0; j < BLOCK / 2; j++) {
-                th += (int32_t)(p[j] & 15) * h[j] + (int32_t)(p[j] >> 4) * h[32 + j];
-                tl += (int32_t)(p[j] & 15) * l[j] + (int32_t)(p[j] >> 4) * l[32 + j];
+                th += (int32_t)(p[j] & 15) * h[j] + (int32_t)(p[j] >> 4) * h[64 + j];
+                tl += (int32_t)(p[j] & 15) * l[j] + (int32_t)(p[j] >> 4) * l[64 + j];
             }
             const uint8_t *pair = rec + 4 * (b * BLOCK / m->group);
             s += half_value(pair) * a->d4[b] * (float)(256 * th + tl);
@@ -371,17 +371,13 @@ VNNI INLINE void int8_groups_rows(const uint8_t *rec, size_t k, size_t group, co
 }
 
 /* int4: a block's 16 bytes hold its 16 even-indexed codes (low nibbles) and its 16 odd ones
-   (high nibbles). Two blocks' 32 bytes become 64 unsigned codes in one register, [even of b,
-   even of b+1, odd of b, odd of b+1], the order of the input digits (act_view.h4), so one
-   dpbusd per digit gives int32 lanes 0-3 and 8-11 of block b, 4-7 and 12-15 of block b+1. */
-VNNI INLINE __m512i int4_codes(const uint8_t *codes, __mmask32 bytes) {
-    const __m256i low = _mm256_set1_epi8(0x0F);
-    __m256i v = _mm256_maskz_loadu_epi8(bytes, codes);
-    return _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(v, low)), _mm256_and_si256(_mm256_srli_epi16(v, 4), low), 1);
-}
-VNNI INLINE __m512 int4_pair(__m512i w, const int8_t *h, const int8_t *l, __m512 scale, __m512 acc) {
-    __m512i sh = _mm512_dpbusd_epi32(_mm512_setzero_si512(), w, _mm512_loadu_si512(h));
-    __m512i s = _mm512_dpbusd_epi32(_mm512_slli_epi32(sh, 8), w, _mm512_loadu_si512(l));  /* 256 Σ w h + Σ w l */
+   (high nibbles). Four blocks' 64 bytes become two registers of 64 unsigned codes, the even
+   ones [b, b+1, b+2, b+3] and the odd ones in the same order, the order of the input digits
+   (act_view.h4): int32 lane i of every dpbusd belongs to block b + i / 4, so the even and odd
+   halves and both digits land in one sum per lane, 256 Σ w h + Σ w l, before one scaling. */
+VNNI INLINE __m512 int4_quad(__m512i lo, __m512i hi, const int8_t *h, const int8_t *l, __m512 scale, __m512 acc) {
+    __m512i sh = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), lo, _mm512_loadu_si512(h)), hi, _mm512_loadu_si512(h + 64));
+    __m512i s = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(_mm512_slli_epi32(sh, 8), lo, _mm512_loadu_si512(l)), hi, _mm512_loadu_si512(l + 64));
     return _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), scale, acc);
 }
 
@@ -391,10 +387,15 @@ VNNI INLINE void int4_groups_rows(const uint8_t *rec, size_t k, size_t group, co
     __m512 acc0[MAXM], acc1[MAXM], mv[MAXM], sc[MAXM];
     float mins[MAXM];
     for (int r = 0; r < M; r++) { acc0[r] = acc1[r] = mv[r] = _mm512_setzero_ps(); mins[r] = 0; }
-    /* Lane i of a pair's scale vector takes the scale of block 2p + ((i / 4) & 1). */
-    const __m512i pick = _mm512_set_epi32(1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1, 1, 0, 0, 0, 0);
+    /* Lane i of a quad's scale vector takes the scale of block 4q + i / 4. */
+    const __m512i pick = _mm512_set_epi32(3, 3, 3, 3, 2, 2, 2, 2, 1, 1, 1, 1, 0, 0, 0, 0);
     const __m512i evens = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
     const __m512i odds = _mm512_add_epi32(evens, _mm512_set1_epi32(1));
+    const __m512i nibble = _mm512_set1_epi8(0x0F);
+#define QUAD_CODES(i, mask) \
+    __m512i v = _mm512_maskz_loadu_epi8(mask, c + (b + (i)) * 16); \
+    __m512i lo = _mm512_and_si512(v, nibble), hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), nibble); \
+    __m512i iq = _mm512_add_epi32(pick, _mm512_set1_epi32((int)(i)));
     for (size_t b = 0; b < nb; b += 16) {
         size_t n = nb - b < 16 ? nb - b : 16;
         __mmask16 mn = (__mmask16)(n == 16 ? 0xFFFF : (1u << n) - 1);
@@ -425,21 +426,25 @@ VNNI INLINE void int4_groups_rows(const uint8_t *rec, size_t k, size_t group, co
             }
         }
         size_t i = 0;
-        for (; i + 4 <= n; i += 4) {
-            __m512i w0 = int4_codes(c + (b + i) * 16, 0xFFFFFFFFu), w1 = int4_codes(c + (b + i + 2) * 16, 0xFFFFFFFFu);
-            __m512i i0 = _mm512_add_epi32(pick, _mm512_set1_epi32((int)i)), i1 = _mm512_add_epi32(pick, _mm512_set1_epi32((int)i + 2));
-            for (int r = 0; r < M; r++) {
-                acc0[r] = int4_pair(w0, a[r].h4 + (b + i) * 32, a[r].l4 + (b + i) * 32, _mm512_permutexvar_ps(i0, sc[r]), acc0[r]);
-                acc1[r] = int4_pair(w1, a[r].h4 + (b + i + 2) * 32, a[r].l4 + (b + i + 2) * 32, _mm512_permutexvar_ps(i1, sc[r]), acc1[r]);
+        for (; i + 8 <= n; i += 8) {
+            {
+                QUAD_CODES(i, ~(__mmask64)0)
+                for (int r = 0; r < M; r++)
+                    acc0[r] = int4_quad(lo, hi, a[r].h4 + (b + i) * 32, a[r].l4 + (b + i) * 32, _mm512_permutexvar_ps(iq, sc[r]), acc0[r]);
+            }
+            {
+                QUAD_CODES(i + 4, ~(__mmask64)0)
+                for (int r = 0; r < M; r++)
+                    acc1[r] = int4_quad(lo, hi, a[r].h4 + (b + i + 4) * 32, a[r].l4 + (b + i + 4) * 32, _mm512_permutexvar_ps(iq, sc[r]), acc1[r]);
             }
         }
-        for (; i < n; i += 2) {  /* an odd last block reads only its own 16 bytes; its partner's digits are zero */
-            __m512i w0 = int4_codes(c + (b + i) * 16, n - i >= 2 ? 0xFFFFFFFFu : 0xFFFFu);
-            __m512i i0 = _mm512_add_epi32(pick, _mm512_set1_epi32((int)i));
+        for (; i < n; i += 4) {  /* a short last quad reads only its own blocks' bytes; the missing blocks' digits are zero */
+            QUAD_CODES(i, n - i >= 4 ? ~(__mmask64)0 : ((__mmask64)1 << (16 * (n - i))) - 1)
             for (int r = 0; r < M; r++)
-                acc0[r] = int4_pair(w0, a[r].h4 + (b + i) * 32, a[r].l4 + (b + i) * 32, _mm512_permutexvar_ps(i0, sc[r]), acc0[r]);
+                acc0[r] = int4_quad(lo, hi, a[r].h4 + (b + i) * 32, a[r].l4 + (b + i) * 32, _mm512_permutexvar_ps(iq, sc[r]), acc0[r]);
         }
     }
+#undef QUAD_CODES
     for (int r = 0; r < M; r++)
         out[r] = _mm512_reduce_add_ps(_mm512_add_ps(acc0[r], acc1[r])) + (_mm512_reduce_add_ps(mv[r]) + mins[r]);
 }
@@ -569,12 +574,12 @@ AVX512 static void act_prepare_avx512(const float *x, size_t cols, void *act) {
         __m512i hi0 = _mm512_srai_epi32(_mm512_add_epi32(r0, _mm512_set1_epi32(128)), 8);
         __m512i hi1 = _mm512_srai_epi32(_mm512_add_epi32(r1, _mm512_set1_epi32(128)), 8);
         __m512i lo0 = _mm512_sub_epi32(r0, _mm512_slli_epi32(hi0, 8)), lo1 = _mm512_sub_epi32(r1, _mm512_slli_epi32(hi1, 8));
-        /* digit_at: the block's 16 even-indexed values, then (32 bytes on) its 16 odd ones */
-        size_t at = (b / 2) * 64 + (b & 1) * 16;
+        /* digit_at: the block's 16 even-indexed values, then (64 bytes on) its 16 odd ones */
+        size_t at = digit_at(b, 0);
         _mm_storeu_si128((__m128i *)(h4 + at), _mm512_cvtepi32_epi8(_mm512_permutex2var_epi32(hi0, evens, hi1)));
-        _mm_storeu_si128((__m128i *)(h4 + at + 32), _mm512_cvtepi32_epi8(_mm512_permutex2var_epi32(hi0, odds, hi1)));
+        _mm_storeu_si128((__m128i *)(h4 + at + 64), _mm512_cvtepi32_epi8(_mm512_permutex2var_epi32(hi0, odds, hi1)));
         _mm_storeu_si128((__m128i *)(l4 + at), _mm512_cvtepi32_epi8(_mm512_permutex2var_epi32(lo0, evens, lo1)));
-        _mm_storeu_si128((__m128i *)(l4 + at + 32), _mm512_cvtepi32_epi8(_mm512_permutex2var_epi32(lo0, odds, lo1)));
+        _mm_storeu_si128((__m128i *)(l4 + at + 64), _mm512_cvtepi32_epi8(_mm512_permutex2var_epi32(lo0, odds, lo1)));
         /* bfloat16 hi and lo, rounded to nearest even (NaN kept a NaN), as bf16_round */
         __m512 vs[2] = {v0, v1};
         for (int half = 0; half < 2; half++) {
