@@ -25,7 +25,7 @@
    int4 codes are unsigned (0..15), which lets them take the unsigned side of VNNI's int8 dot
    product (dpbusd, 64 pairs per instruction, no widening): for them the input is quantized
    to int16 per block with a step a little coarser (d4_b = amax / 32639) and written as two
-   int8 digits, q = 256 h + l with h and l in [-127, 127], each multiplied by the codes; the
+   int8 digits, q = 256 h + l with h in [-127, 127] and l in [-128, 127], each multiplied by the codes; the
    products stay exact in int32. (15-bit inputs as 128 h + l, 1/32512 of a block's largest
    value, flipped a routing decision of the tiny-longcat fixture: cosine 0.94 at one
    position.) */

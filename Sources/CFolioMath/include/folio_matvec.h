@@ -27,7 +27,7 @@ size_t folio_act_size(size_t cols);
 /// to int16 as d_b = max|x| / 32767 and q = clamp(rint(x * (32767 / max|x|)), -32767, 32767)
 /// (all zero when the block is), with the block's float sum; for int4 codes, the same blocks
 /// quantized with d4_b = max|x| / 32639, q = clamp(rint(x * (32639 / max|x|)), -32639, 32639),
-/// held as two int8 digits q = 256 h + l (h and l in [-127, 127]); for
+/// held as two int8 digits q = 256 h + l (h in [-127, 127], l in [-128, 127]); for
 /// bfloat16, x split as hi + lo, both rounded to bfloat16 (x - hi - lo is below 2^-16 |x|).
 void folio_act_prepare(const float *x, size_t cols, void *act);
 /// folio_act_prepare by plain loops (the same bytes).
